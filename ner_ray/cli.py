@@ -1,0 +1,105 @@
+"""`ner-ray`: the command line. Thin: every subcommand parses arguments and calls the library.
+
+  ner-ray data stats CORPUS_OR_PATH [--json]
+  ner-ray data convert SRC --to span-jsonl|instruct-jsonl|bio|pubtator --out DIR
+  ner-ray config check FILE [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ner_ray.errors import ConfigError, DataFormatError
+
+TARGETS = ("span-jsonl", "instruct-jsonl", "bio", "pubtator")
+
+
+def _add_corpus_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", dest="fmt", help="file format (default: the corpus's own, or from the file suffix)")
+    parser.add_argument("--data-dir", help="folder laid out like ../shared/data (else $NER_RAY_DATA, the cache, a download)")
+    parser.add_argument("--split", action="append", help="only this split (repeatable)")
+    parser.add_argument("--lenient", action="store_true", help="skip and count mentions whose text does not match their offsets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ner-ray", description="Ray-native biomedical NER experiments")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="corpus statistics and conversion").add_subparsers(dest="action", required=True)
+    stats = data.add_parser("stats", help="documents, mentions by type, relations, offset mismatches per split")
+    stats.add_argument("corpus", help="a named corpus (bc5cdr, ncbi_disease, demo), a corpus file or a folder")
+    stats.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_corpus_args(stats)
+    convert = data.add_parser("convert", help="write a corpus in another format, one file per split")
+    convert.add_argument("corpus", help="a named corpus, a corpus file or a folder")
+    convert.add_argument("--to", required=True, choices=TARGETS)
+    convert.add_argument("--out", required=True, type=Path, help="output folder (files are written whole or not at all)")
+    _add_corpus_args(convert)
+
+    config = commands.add_parser("config", help="study configs").add_subparsers(dest="action", required=True)
+    check = config.add_parser("check", help="validate a study YAML and show its resolved experiments")
+    check.add_argument("file", type=Path)
+    check.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=3e-4")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "data" and args.action == "stats":
+            return _data_stats(args)
+        if args.command == "data" and args.action == "convert":
+            return _data_convert(args)
+        if args.command == "config" and args.action == "check":
+            from ner_ray.config import check_study
+
+            print(check_study(args.file, args.overrides))
+            return 0
+    except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command} {args.action}")
+
+
+def _load(args: argparse.Namespace):
+    from ner_ray.data.corpora import load_corpus
+
+    splits = tuple(args.split) if args.split else None
+    return load_corpus(args.corpus, fmt=args.fmt, splits=splits, data_dir=args.data_dir, lenient=args.lenient)
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from ner_ray.data.corpora import corpora_in
+    from ner_ray.data.stats import corpus_stats, format_stats
+
+    path = Path(args.corpus)
+    if path.is_dir() and corpora_in(path):  # a data root holding several named corpora
+        names, data_dir = corpora_in(path), path
+    else:
+        names, data_dir = [args.corpus], args.data_dir
+    results = {}
+    for name in names:
+        corpus = _load(argparse.Namespace(**{**vars(args), "corpus": name, "data_dir": data_dir}))
+        results[corpus.name] = (corpus_stats(corpus), corpus.reports)
+    if args.json:
+        payload = {name: stats for name, (stats, _) in results.items()}
+        print(json.dumps(payload if len(payload) > 1 else next(iter(payload.values())), indent=2))
+    else:
+        print("\n\n".join(format_stats(name, stats, reports) for name, (stats, reports) in results.items()))
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from ner_ray.data.convert import convert_corpus
+
+    corpus = _load(args)
+    for split, (path, count) in convert_corpus(corpus, args.to, args.out).items():
+        print(f"{split}: {count} records -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
