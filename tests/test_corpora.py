@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ner_ray.data.corpora import CORPORA, CorpusNotFoundError, cache_dir, load_corpus, locate
+from ner_ray.data.corpora import (
+    CORPORA,
+    CorpusNotFoundError,
+    cache_dir,
+    load_corpus,
+    locate,
+)
 from ner_ray.data.download import sha256_of
 
 

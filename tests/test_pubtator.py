@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ner_ray.data.document import Document, ParseReport, Relation, Span
-from ner_ray.data.pubtator import format_pubtator, parse_pubtator, read_pubtator, write_pubtator
+from ner_ray.data.pubtator import (
+    format_pubtator,
+    parse_pubtator,
+    read_pubtator,
+    write_pubtator,
+)
 from ner_ray.errors import DataFormatError
 
 FIXTURE = (

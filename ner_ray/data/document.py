@@ -8,7 +8,7 @@ mapped back to one before scoring, so these offsets are the single source of tru
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, order=True)
@@ -33,6 +33,11 @@ class Span:
     def key(self) -> tuple[int, int, str]:
         """What strict entity matching compares: offsets and type, nothing else."""
         return (self.start, self.end, self.type)
+
+    @property
+    def concept_ids(self) -> list[str]:
+        """The ids in the concept field ("D1|D2" gives both); "-1" and "" (no id) give none."""
+        return [c.strip() for c in self.concept.split("|") if c.strip() and c.strip() != "-1"]
 
     def shifted(self, delta: int) -> Span:
         """The same mention `delta` characters later (negative: earlier)."""
@@ -65,6 +70,11 @@ class Document:
     def with_spans(self, spans: list[Span]) -> Document:
         """A copy with other spans (a prediction for this document, say), sharing text and metadata."""
         return Document(self.id, self.text, list(spans), list(self.relations), dict(self.meta))
+
+    def retyped(self, type_map: dict[str, str]) -> Document:
+        """A copy whose span types are renamed by `type_map` (types not in it stay as they are)."""
+        spans = [replace(s, type=type_map.get(s.type, s.type)) for s in self.spans]
+        return self.with_spans(spans)
 
     def check_offsets(self) -> list[Span]:
         """The spans whose offsets fall outside the text or are empty/reversed (none, for a valid document)."""

@@ -20,7 +20,7 @@ UNTYPED = "Entity"
 SEPARATOR = " ; "
 INVALID_KINDS = ("missing_tag", "malformed", "reversed", "out_of_range", "duplicate")
 
-_ITEM = re.compile(r"(\d{1,9})\s*-\s*(\d{1,9})")
+_ITEM = re.compile(r"([0-9]{1,9})\s*-\s*([0-9]{1,9})")  # ASCII digits only: int() would read others too
 
 
 def format_span_string(spans: Iterable[Span | tuple[int, int]]) -> str:
