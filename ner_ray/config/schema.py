@@ -1,0 +1,375 @@
+"""The one schema of a study: every knob with its type, default, one-line description and validation.
+
+`StudyConfig` = data, model, train, search, tune (scheduler + searcher), resources, tracking, serve.
+Study YAML files are instances of it; `ner_ray.config.study` loads them with line-accurate errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ner_ray.config import diagnostics, keys
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+FAMILIES = ("token_cls", "crf", "multitask", "fusion", "span_gen", "instruct")
+
+
+class Block(BaseModel):
+    """A config block: unknown keys are errors; instances are immutable (copy with `StudyConfig.with_updates`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# ---------------------------------------------------------------------------------------------- data
+class AugmentConfig(Block):
+    """Training-time augmentation of documents (off when both probabilities are 0)."""
+
+    swap_p: float = Field(0.0, ge=0, le=1, description="probability of replacing a training mention by another training mention of its type")
+    mask_p: float = Field(0.0, ge=0, le=1, description="probability of replacing a training mention by mask tokens (one per word)")
+
+
+class DataConfig(Block):
+    """Which corpus, which splits and types, and how documents become training windows."""
+
+    corpus: str = Field("demo", min_length=1, description="named corpus (bc5cdr, ncbi_disease, demo) or a path to a corpus folder or file")
+    format: Literal["auto", "pubtator", "bioc", "bio", "span_jsonl", "instruct_jsonl", "bigbio"] = Field(
+        "auto", description="file format; auto: the named corpus's default, or detected from the file suffix")
+    train_split: str = Field("train", min_length=1, description="split used for training")
+    dev_split: str = Field("dev", min_length=1, description="split used for evaluation during training (dev_f1)")
+    test_split: str | None = Field("test", description="split scored once at the end; null: none")
+    entity_types: list[str] | None = Field(None, description="keep only these entity types; null: all types of the corpus")
+    max_length: int = Field(256, ge=16, le=32768, description="tokens per training window (documents are cut at sentence ends)")
+    label_scheme: Literal["first", "all"] = Field("first", description="BIO label on the first subword of a word only, or on all subwords")
+    lenient: bool = Field(False, description="skip malformed corpus lines (counted in the parse report) instead of failing")
+    subsample: int | None = Field(None, ge=1, description="train on the first N training documents only; null: all")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="training-time augmentation; all zeros: off")
+
+
+# --------------------------------------------------------------------------------------------- model
+class LoraConfig(Block):
+    """PEFT LoRA settings; their presence in model.lora means adapter training instead of full fine-tuning."""
+
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: int = Field(16, ge=1, description="LoRA scaling numerator (lora_alpha); the update is scaled by alpha / r")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input (lora_dropout)")
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None, description="modules that get adapters: names, 'all-linear', or null for PEFT's default for the architecture")
+    layers_to_transform: int | None = Field(None, ge=1, description="adapt only the last k transformer layers; null: all layers")
+    unfreeze_last_epoch: bool = Field(False, description="train all base-model weights too during the final epoch")
+    use_rslora: bool = Field(False, description="rank-stabilised scaling alpha / sqrt(r) (PEFT use_rslora)")
+    use_dora: bool = Field(False, description="weight-decomposed LoRA (PEFT use_dora)")
+
+
+class HeadConfig(Block):
+    """The tagging head on top of the encoder (and its CRF for family crf)."""
+
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the tagging head")
+    lr_multiplier: float = Field(1.0, gt=0, description="learning-rate multiplier for head (and CRF) parameters")
+
+
+class FusionConfig(Block):
+    """How family fusion combines trained LoRA adapters."""
+
+    adapters: list[str] = Field(min_length=1, description="LoRA adapters to combine: experiment names of this study or adapter paths")
+    combination: Literal["linear", "cat", "learned"] = Field(
+        "linear", description="how adapters combine: PEFT weighted linear or cat, or weights learned on the training set")
+    weights: list[float] | None = Field(None, description="one weight per adapter (initial weights when learned); null: equal")
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> FusionConfig:
+        if self.weights is not None and len(self.weights) != len(self.adapters):
+            raise ValueError(f"weights has {len(self.weights)} entries but adapters has {len(self.adapters)}; give one per adapter")
+        return self
+
+
+class MultitaskConfig(Block):
+    """The sentence-classification task trained beside tagging by family multitask (seed 004)."""
+
+    sentence_task: Literal["cid", "has_entity"] = Field(
+        "cid", description="sentence label: cid (mentions a chemical-induced-disease pair, BC5CDR) or has_entity (any corpus)")
+    loss_weight: float = Field(0.5, ge=0, description="weight of the sentence loss added to the token loss")
+
+
+class ModelConfig(Block):
+    """Base model, model family and parameter-efficient settings."""
+
+    name: str = Field("minilm-l6", min_length=1, description="model alias (minilm-l6, smollm2-135m, ...) or a Hugging Face id or path")
+    family: Literal[FAMILIES] = Field("token_cls", description="model family: " + ", ".join(FAMILIES))  # type: ignore[valid-type]
+    lora: LoraConfig | None = Field(None, description="LoRA adapter settings; null: full fine-tuning")
+    head: HeadConfig = Field(default_factory=HeadConfig, description="tagging head (token_cls, crf, multitask, fusion)")
+    fusion: FusionConfig | None = Field(None, description="adapter combination, required by family fusion")
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="sentence task of family multitask")
+    quantize: Literal["none", "4bit", "8bit"] = Field("none", description="load the base model quantised (QLoRA; needs lora and a GPU)")
+    max_new_tokens: int = Field(256, ge=1, description="generation budget of span_gen and instruct decoding")
+
+    @model_validator(mode="after")
+    def _family_needs(self) -> ModelConfig:
+        if self.family == "fusion" and self.fusion is None:
+            raise ValueError("family fusion needs a fusion block: {adapters: [...], combination: linear|cat|learned}")
+        if self.quantize != "none" and self.lora is None:
+            raise ValueError(f"quantize {self.quantize} trains adapters only; set a lora block or quantize: none")
+        return self
+
+
+# --------------------------------------------------------------------------------------------- train
+class DeepSpeedConfig(Block):
+    """DeepSpeed ZeRO, passed to the Hugging Face Trainer."""
+
+    stage: Literal[2, 3] = Field(2, description="ZeRO stage: 2 shards optimiser state and gradients, 3 also parameters")
+    offload: Literal["none", "cpu"] = Field("none", description="offload optimiser state (and stage-3 parameters) to CPU memory")
+
+
+class TrainConfig(Block):
+    """Optimisation: the Hugging Face TrainingArguments a study varies, under their short names."""
+
+    seed: int = Field(42, ge=0, description="random seed of the first repeat; repeat i uses seed + i")
+    epochs: int = Field(3, ge=1, description="training epochs (num_train_epochs)")
+    lr: float = Field(5e-5, gt=0, description="peak learning rate")
+    batch_size: int = Field(16, ge=1, description="windows per device per step (per_device_train_batch_size)")
+    eval_batch_size: int | None = Field(None, ge=1, description="windows per device when evaluating; null: batch_size")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="learning-rate schedule after warm-up (lr_scheduler_type)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps; overrides epochs")
+    evals_per_epoch: int = Field(1, ge=1, description="dev evaluations (and Tune reports) per epoch")
+    eval_steps: int | None = Field(None, ge=1, description="evaluate every N optimiser steps instead; overrides evals_per_epoch")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU")
+    group_by_length: bool = Field(True, description="batch windows of similar length together to save padding")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save memory")
+    deepspeed: DeepSpeedConfig | None = Field(None, description="DeepSpeed ZeRO settings; null: plain DDP")
+    output_dir: str = Field("runs", min_length=1, description="folder for checkpoints, Ray results and the default MLflow store")
+    repeats: int = Field(1, ge=1, description="runs per experiment, with seeds seed, seed+1, ...")
+
+
+# -------------------------------------------------------------------------------------------- search
+class SearchDomain(Block):
+    """One search dimension; exactly one of the fields is set (the YAML reads `{loguniform: [lo, hi]}`)."""
+
+    loguniform: list[float] | None = Field(None, description="[lo, hi], sampled uniformly in log space; lo > 0")
+    uniform: list[float] | None = Field(None, description="[lo, hi], sampled uniformly")
+    randint: list[int] | None = Field(None, description="[lo, hi], an integer with lo <= x < hi (as ray.tune.randint)")
+    choice: list[Any] | None = Field(None, min_length=1, description="values sampled uniformly")
+    grid: list[Any] | None = Field(None, min_length=1, description="values all tried (ray.tune.grid_search)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDomain:
+        set_kinds = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(set_kinds) != 1:
+            raise ValueError(f"give exactly one of {', '.join(type(self).model_fields)}; got {', '.join(set_kinds) or 'none'}")
+        if self.kind in ("loguniform", "uniform", "randint"):
+            if len(self.args) != 2:
+                raise ValueError(f"{self.kind} takes [lo, hi], got {self.args}")
+            lo, hi = self.args
+            if not lo < hi:
+                raise ValueError(f"{self.kind} needs lo < hi, got [{lo}, {hi}]")
+            if self.kind == "loguniform" and lo <= 0:
+                raise ValueError(f"loguniform needs lo > 0, got {lo}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def args(self) -> list[Any]:
+        return getattr(self, self.kind)
+
+    def candidates(self) -> list[Any]:
+        """Values that stand for the domain when checking it against the schema (ends of a range, every listed value)."""
+        if self.kind == "randint":
+            return [self.args[0], self.args[1] - 1]
+        return list(self.args)
+
+
+def _check_search_key(key: str) -> str:
+    problem = keys.tunable_key_problem(key)
+    if problem:
+        raise ValueError(problem)
+    return key
+
+
+SearchKey = Annotated[str, AfterValidator(_check_search_key)]
+
+
+# ---------------------------------------------------------------------------------------------- tune
+class SchedulerConfig(Block):
+    """Ray Tune trial scheduler."""
+
+    name: Literal["asha", "fifo"] = Field("asha", description="asha stops weak trials early; fifo runs every trial to the end")
+    grace_period: int = Field(1, ge=1, description="evaluations every trial gets before ASHA may stop it")
+    reduction_factor: float = Field(4, gt=1, description="ASHA keeps 1 / reduction_factor of the trials at each rung")
+    max_t: int | None = Field(None, ge=1, description="evaluations a trial may reach; null: epochs x evals_per_epoch")
+
+    @model_validator(mode="after")
+    def _grace_within_max(self) -> SchedulerConfig:
+        if self.max_t is not None and self.grace_period > self.max_t:
+            raise ValueError(f"grace_period {self.grace_period} exceeds max_t {self.max_t}; make it <= max_t")
+        return self
+
+
+class SearcherConfig(Block):
+    """Ray Tune search algorithm."""
+
+    name: Literal["optuna", "random", "grid"] = Field(
+        "optuna", description="optuna (TPE; no grid domains), random (Ray's variant generator), grid (grid domains only)")
+    seed: int | None = Field(None, description="searcher seed; null: train.seed")
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, description="first trials to run, as {search key: value}")
+
+
+class TuneConfig(Block):
+    """Ray Tune settings (TuneConfig + FailureConfig): ranking metric, trial count, scheduler, searcher."""
+
+    metric: str = Field("dev_f1", min_length=1, description="reported metric that ranks trials")
+    mode: Literal["max", "min"] = Field("max", description="whether a higher or lower metric is better")
+    num_samples: int = Field(8, ge=1, description="trials to sample (with grid domains: samples per grid point)")
+    max_concurrent_trials: int | None = Field(None, ge=1, description="trials running at once; null: as many as resources allow")
+    max_failures: int = Field(0, ge=-1, description="retries of a failed trial (Ray FailureConfig; -1: unlimited)")
+    time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="trial scheduler (early stopping)")
+    searcher: SearcherConfig = Field(default_factory=SearcherConfig, description="search algorithm proposing trials")
+
+
+# ---------------------------------------------------------------------- resources, tracking, serve
+class ResourcesConfig(Block):
+    """Ray Train ScalingConfig of each trial, and the Ray cluster to join."""
+
+    num_workers: int = Field(1, ge=1, description="Ray Train workers per trial (data-parallel processes)")
+    use_gpu: bool = Field(False, description="give each worker a GPU")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker")
+    gpus_per_worker: float | None = Field(None, ge=0, description="GPUs per worker (fractions share a GPU); null: 1 with use_gpu, else 0")
+    address: str | None = Field(None, description="Ray cluster address (e.g. ray://head:10001 or auto); null: start a local Ray")
+
+    @model_validator(mode="after")
+    def _gpus_need_use_gpu(self) -> ResourcesConfig:
+        if self.gpus_per_worker and not self.use_gpu:
+            raise ValueError(f"gpus_per_worker {self.gpus_per_worker} needs use_gpu: true")
+        return self
+
+
+class TrackingConfig(Block):
+    """MLflow: one parent run per study, one nested run per trial."""
+
+    enabled: bool = Field(True, description="log studies and trials to MLflow")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; null: a sqlite store under train.output_dir")
+    experiment_name: str | None = Field(None, description="MLflow experiment; null: the study name")
+
+
+class ServeConfig(Block):
+    """The Ray Serve application that serves a trained model."""
+
+    engine: Literal["hf", "vllm"] = Field("hf", description="inference engine: hf (transformers, CPU or GPU) or vllm (GPU)")
+    host: str = Field("127.0.0.1", min_length=1, description="HTTP host the Serve proxy binds")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port")
+    max_batch_size: int = Field(16, ge=1, description="requests batched per engine call (@serve.batch)")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill")
+    num_replicas: int = Field(1, ge=1, description="Serve replicas of the model deployment")
+    checkpoint: str | None = Field(None, description="checkpoint or adapter folder to serve; null: the study's best trial")
+
+
+# ---------------------------------------------------------------------------------------------- study
+class StudyConfig(Block):
+    """One fully resolved experiment (or a study's global defaults)."""
+
+    name: str = Field("study", description="experiment name (the study name for the global defaults)")
+    data: DataConfig = Field(default_factory=DataConfig, description="corpus, splits and windowing")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="base model, family and adapters")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="optimisation (Hugging Face Trainer arguments)")
+    search: dict[SearchKey, SearchDomain | None] = Field(
+        default_factory=dict, description="dotted data/model/train key -> domain; a null domain drops an inherited key")
+    tune: TuneConfig = Field(default_factory=TuneConfig, description="Ray Tune: metric, trials, scheduler, searcher")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Ray Train workers and their resources")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="Ray Serve application")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_word(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"{name!r} must start with a letter or digit and hold only letters, digits, '.', '_' and '-'")
+        return name
+
+    @field_validator("search", mode="after")
+    @classmethod
+    def _drop_null_domains(cls, search: dict[str, SearchDomain | None]) -> dict[str, SearchDomain]:
+        return {key: domain for key, domain in search.items() if domain is not None}
+
+    @model_validator(mode="after")
+    def _cross_block(self) -> StudyConfig:
+        if self.train.deepspeed is not None and not self.resources.use_gpu:
+            _fail(("train", "deepspeed"), "train.deepspeed needs resources.use_gpu: true (ZeRO runs on GPUs)")
+        self._check_searcher()
+        self._check_search_values()
+        return self
+
+    def _check_searcher(self) -> None:
+        grid = [k for k, d in self.search.items() if d.kind == "grid"]
+        other = [k for k, d in self.search.items() if d.kind != "grid"]
+        name = self.tune.searcher.name
+        if name == "optuna" and grid:
+            _fail(("search", grid[0]), f"tune.searcher optuna cannot search grid domains ({', '.join(grid)}); "
+                  "use choice, or tune.searcher.name random or grid")
+        if name == "grid" and other:
+            _fail(("search", other[0]), f"tune.searcher grid needs grid domains only, and {', '.join(other)} are not; "
+                  "use tune.searcher.name random or optuna")
+        for i, point in enumerate(self.tune.searcher.points_to_evaluate):
+            unknown = sorted(set(point) - set(self.search))
+            if unknown:
+                _fail(("tune", "searcher", "points_to_evaluate", i),
+                      f"{', '.join(unknown)} not in search (its keys: {', '.join(self.search) or 'none'})")
+
+    def _check_search_values(self) -> None:
+        """Every value a trial could get must validate in this config, so a bad space fails before any trial."""
+        if not self.search:
+            return
+        base = self.model_dump()
+        base["search"], base["tune"]["searcher"]["points_to_evaluate"] = {}, []
+        trials = [(("search", key), {key: value}) for key, domain in self.search.items() for value in domain.candidates()]
+        points = self.tune.searcher.points_to_evaluate
+        trials += [(("tune", "searcher", "points_to_evaluate", i), point) for i, point in enumerate(points)]
+        for where, update in trials:
+            raw = keys.copy_tree(base)
+            for key, value in update.items():
+                keys.set_path(raw, keys.split_key(key), value)
+            try:
+                StudyConfig.model_validate(raw)
+            except ValidationError as err:
+                error = err.errors()[0]
+                path = diagnostics.error_path(error, raw)
+                shown = repr(next(iter(update.values()))) if len(update) == 1 else repr(update)
+                _fail(where, f"value {shown} is not valid for {keys.join_path(path) or 'the config'}: "
+                      f"{diagnostics.describe(error, path)}")
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Dotted key -> value for every leaf (`search.<key>` -> domain dict); the MLflow params of a run."""
+        return keys.flatten(self)
+
+    def with_updates(self, dotted: dict[str, Any]) -> StudyConfig:
+        """A validated copy with dotted keys set (e.g. Tune's sampled params); ConfigError on bad keys or values."""
+        raw = self.model_dump()
+        for key, value in dotted.items():
+            keys.set_path(raw, keys.split_key(key), value)
+        try:
+            return StudyConfig.model_validate(raw)
+        except ValidationError as err:
+            diagnostics.raise_config_error(err, raw)
+
+
+def _fail(path: tuple[Any, ...], message: str) -> None:
+    """Fail validation at `path` of the config (pydantic reports model-level errors at the root)."""
+    raise PydanticCustomError("config_path", "{message}", {"path": path, "message": message})
