@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from ner_ray.cli import main
 
@@ -55,3 +56,15 @@ def test_bad_file_is_one_clear_error(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "ner_ray.cli", "--help"], capture_output=True, text=True, check=True).stdout
     assert "data" in out and "config" in out
+
+
+def test_config_check_prints_experiments_and_reports_bad_keys(tmp_path, capsys):
+    suite = Path(__file__).resolve().parents[1] / "search_spaces" / "compare_suite.yaml"
+    assert main(["config", "check", str(suite), "train.lr=3e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "lora-r16-crf" in out and "multitask" in out
+    bad = tmp_path / "study.yaml"
+    bad.write_text("data:\n  corpus: demo\ntrain:\n  epochs: 1\n  lrr: 0.1\n")
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5" in err and "train.lrr" in err and "did you mean 'train.lr'" in err

@@ -85,7 +85,7 @@ def test_check_study_prints_each_experiments_differences(tmp_path):
     assert check_study(path).splitlines()[2:] == [
         "  base: as the defaults",
         '    search (optuna, 8 samples, asha): train.lr loguniform [1e-05, 0.001]',
-        "  lora: model.lora=set, model.lora.r=4, search.train.lr=null",
+        "  lora: model.lora=on, model.lora.r=4, search.train.lr=null",
     ]
 
 

@@ -252,8 +252,8 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> str:
                 out.append(f"{key}={_show(value)}")
             continue
         enabled = next((a for a in _ancestors(key) if before.get(a, ...) is None), None)
-        if enabled and f"{enabled}=set" not in out:
-            out.append(f"{enabled}=set")
+        if enabled and f"{enabled}=on" not in out:
+            out.append(f"{enabled}=on")
         if enabled is None or _block_defaults().get(key, ...) != value:
             out.append(f"{key}={_show(value)}")
     dropped = [k for k in before if k not in after and not any(a in after for a in _ancestors(k))
