@@ -3,6 +3,7 @@
   ner-ray data stats CORPUS_OR_PATH [--json]
   ner-ray data convert SRC --to span-jsonl|instruct-jsonl|bio|pubtator --out DIR
   ner-ray config check FILE [key=value ...]
+  ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = config.add_parser("check", help="validate a study YAML and show its resolved experiments")
     check.add_argument("file", type=Path)
     check.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=3e-4")
+    train = commands.add_parser("train", help="train experiments of a study with Ray Train (all of them, or one)")
+    train.add_argument("file", type=Path, help="study YAML")
+    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.corpus=ncbi_disease")
+    train.add_argument("--experiment", help="run only this experiment (default: every experiment of the study)")
     return parser
 
 
@@ -58,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(check_study(args.file, args.overrides))
             return 0
+        if args.command == "train":
+            return _train(args)
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    raise AssertionError(f"unhandled command {args.command} {args.action}")
+    raise AssertionError(f"unhandled command {args.command}")
 
 
 def _load(args: argparse.Namespace):
@@ -98,6 +105,22 @@ def _data_convert(args: argparse.Namespace) -> int:
     corpus = _load(args)
     for split, (path, count) in convert_corpus(corpus, args.to, args.out).items():
         print(f"{split}: {count} records -> {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ner_ray.config import load_study
+    from ner_ray.report import comparison_table
+    from ner_ray.train.run import train_repeats
+
+    study = load_study(args.file, args.overrides)
+    names = [args.experiment] if args.experiment else list(study.experiments)
+    configs = {name: study.resolve(name) for name in names}  # every name checked before anything trains
+    runs = []
+    for name, config in configs.items():
+        runs.extend(train_repeats(config, name))
+    print(comparison_table(runs))
+    print(f"metrics: {Path(next(iter(configs.values())).train.output_dir).resolve()}/<experiment>/metrics.json")
     return 0
 
 

@@ -204,3 +204,12 @@ def test_round_trip_with_minilm_tokens_at_128():
     n_windows, n_crossing, _ = _round_trip(docs, 128, count)
     assert n_windows > len(docs)  # 128 subwords is shorter than most abstracts
     assert n_crossing == 0, f"{n_crossing} spans cross a window at 128 MiniLM tokens"
+
+
+def test_unpacked_windows_are_one_sentence_each():
+    doc = Document("d", "Aspirin helps. Fever fell. Pain went.", [Span(0, 7, "Chemical"), Span(15, 20, "Disease")])
+    packed = make_windows(doc, 100).windows
+    single = make_windows(doc, 100, pack=False).windows
+    assert [w.text for w in packed] == ["Aspirin helps. Fever fell. Pain went."]
+    assert [(w.start, w.text, [s.key for s in w.spans]) for w in single] == [
+        (0, "Aspirin helps.", [(0, 7, "Chemical")]), (15, "Fever fell.", [(0, 5, "Disease")]), (27, "Pain went.", [])]

@@ -50,6 +50,7 @@ class DataConfig(Block):
     dev_split: str = Field("dev", min_length=1, description="split used for evaluation during training (dev_f1)")
     test_split: str | None = Field("test", description="split scored once at the end; null: none")
     entity_types: list[str] | None = Field(None, description="keep only these entity types; null: all types of the corpus")
+    merge_types: bool = Field(True, description="map a corpus's subtypes to its NER types (NCBI-disease's four → Disease), as the standard task does")
     max_length: int = Field(256, ge=16, le=32768, description="tokens per training window (documents are cut at sentence ends)")
     label_scheme: Literal["first", "all"] = Field("first", description="BIO label on the first subword of a word only, or on all subwords")
     lenient: bool = Field(False, description="skip malformed corpus lines (counted in the parse report) instead of failing")

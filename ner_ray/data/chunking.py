@@ -131,8 +131,11 @@ def make_windows(
     count_tokens: TokenCounter | None = None,
     sentence_bounds: Sequence[tuple[int, int]] | None = None,
     report: ParseReport | None = None,
+    pack: bool = True,
 ) -> WindowResult:
     """Pack consecutive sentences greedily into windows of at most `max_tokens` tokens.
+
+    With `pack=False` every sentence is a window of its own (cut like any sentence when too long).
 
     `count_tokens` counts the tokens of a text (default: whitespace words; pass a tokenizer-based
     count, without special tokens, to budget subwords). Sentences come from `sentence_bounds` or
@@ -165,7 +168,7 @@ def make_windows(
 
     groups: list[tuple[int, int]] = []
     for s, e in pieces:
-        if groups and count(text[groups[-1][0] : e]) <= max_tokens:
+        if pack and groups and count(text[groups[-1][0] : e]) <= max_tokens:
             groups[-1] = (groups[-1][0], e)
         else:
             groups.append((s, e))

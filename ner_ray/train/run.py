@@ -1,0 +1,94 @@
+"""`ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]`: one experiment through Ray Train's TorchTrainer.
+
+Writes `OUTPUT_DIR/<experiment>/metrics.json` (f1, precision, recall, per_type, train_seconds,
+peak_memory_mb, trainable_percent, train_samples_per_second, ...) and the exported best model in
+`OUTPUT_DIR/<experiment>/model/`. Repeats (train.repeats) run with seeds seed, seed+1, ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ner_ray.config import StudyConfig
+from ner_ray.data.textio import write_text_atomic
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Connect to `address`, or start a local Ray (no dashboard, quiet) when none is running."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True, configure_logging=False)
+
+
+def scaling_config(config: StudyConfig):
+    from ray.train import ScalingConfig
+
+    res = config.resources
+    per_worker: dict[str, float] = {"CPU": res.cpus_per_worker}
+    if res.use_gpu:
+        per_worker["GPU"] = res.gpus_per_worker if res.gpus_per_worker is not None else 1
+    return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
+
+
+def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0) -> dict[str, Any]:
+    """Train one experiment (one seed) with TorchTrainer; returns the final metrics, also written to metrics.json."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchTrainer
+
+    from ner_ray.train.worker import train_loop_per_worker
+
+    ensure_ray(config.resources.address)
+    out = Path(output_dir) / name
+    out.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{name}_"))
+    threads = max(1, int(os.cpu_count() or 1) // config.resources.num_workers)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir), "threads": threads},
+        scaling_config=scaling_config(config),
+        run_config=RunConfig(
+            name=f"{name}-{uuid.uuid4().hex[:8]}",
+            storage_path=str((Path(output_dir) / "ray").resolve()),
+            checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="dev_f1", checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
+    if result.checkpoint is not None:
+        with result.checkpoint.as_directory() as exported:
+            shutil.rmtree(out / "model", ignore_errors=True)
+            shutil.copytree(exported, out / "model")
+    metrics["experiment"] = name
+    metrics["seed"] = config.train.seed
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    return metrics
+
+
+def train_repeats(config: StudyConfig, name: str) -> list[dict[str, Any]]:
+    """Every repeat of an experiment (seeds seed, seed+1, ...); one repeat writes OUTPUT_DIR/<name>/,
+    several write OUTPUT_DIR/<name>/seed<k>/ each."""
+    output_dir = Path(config.train.output_dir)
+    if config.train.repeats == 1:
+        return [train_experiment(config, name, output_dir)]
+    runs = []
+    for i in range(config.train.repeats):
+        seed = config.train.seed + i
+        metrics = train_experiment(config.with_updates({"train.seed": seed}), f"seed{seed}", output_dir / name)
+        runs.append({**metrics, "experiment": name})
+    return runs

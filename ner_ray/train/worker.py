@@ -1,0 +1,104 @@
+"""`train_loop_per_worker`: the one training path, run by every Ray Train worker of `ner-ray train`,
+of every Tune trial and of the tests.
+
+It loads and encodes the data, builds the family's model, trains with the HF Trainer (reporting dev
+metrics and a checkpoint to Ray at every evaluation, resuming from `ray.train.get_checkpoint()`), then
+scores the best checkpoint on the test split and reports the final metrics with the exported model.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ner_ray.config import StudyConfig
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str}."""
+    import ray.train
+    import torch
+    from transformers import AutoTokenizer, set_seed
+
+    from ner_ray.families.base import FAMILIES
+    from ner_ray.families.models import resolve_model
+    from ner_ray.train.accounting import Stopwatch, peak_memory_mb, trainable_percent
+    from ner_ray.train.data import prepare_data
+    from ner_ray.train.deepspeed import deepspeed_config
+    from ner_ray.train.export import save_model
+    from ner_ray.train.predict import flat_metrics, score
+    from ner_ray.train.trainer import (
+        NerTrainer,
+        RayReportCallback,
+        UnfreezeCallback,
+        training_arguments,
+    )
+
+    config = StudyConfig.model_validate(loop_config["config"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    set_seed(config.train.seed)
+    torch.set_num_threads(max(1, int(loop_config.get("threads", torch.get_num_threads()))))
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.model.name))
+    data, family = prepare_data(config, FAMILIES.get(config.model.family), tokenizer)
+    train_split = data.splits[config.data.train_split]
+    dev_split = data.splits[config.data.dev_split]
+    test_split = data.splits.get(config.data.test_split) if config.data.test_split else None
+    model = family.build()
+    scheme = config.data.label_scheme
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        return flat_metrics(score(dev_split.documents, dev_split.examples, prediction.predictions, data.labels, scheme))
+
+    per_step = config.train.batch_size * world * config.train.grad_accum
+    steps_per_epoch = max(1, math.ceil(len(train_split.examples) / per_step))
+    work_dir = Path(loop_config["work_dir"])
+    args = training_arguments(config, str(work_dir / "hf"), steps_per_epoch, deepspeed_config(config.train.deepspeed))
+    accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(train_split.examples)}
+    callbacks = [RayReportCallback(accounting)]
+    lora = config.model.lora
+    if lora is not None and lora.unfreeze_last_epoch:
+        if world > 1 or config.train.deepspeed is not None:
+            raise ValueError("model.lora.unfreeze_last_epoch needs resources.num_workers: 1 and no train.deepspeed "
+                             "(DDP and ZeRO fix the trainable parameters when training starts)")
+        callbacks.append(UnfreezeCallback(config.train.lr))
+    trainer = NerTrainer(
+        model=model, args=args, family=family, head_lr_multiplier=config.model.head.lr_multiplier,
+        train_dataset=[e.features for e in train_split.examples],
+        eval_dataset=[e.features for e in dev_split.examples],
+        data_collator=family.collate, compute_metrics=compute_metrics, callbacks=callbacks,
+    )
+
+    clock = Stopwatch()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as restored:
+            output = trainer.train(resume_from_checkpoint=str(Path(restored) / RayReportCallback.CHECKPOINT_NAME))
+    else:
+        output = trainer.train()
+    train_seconds = clock.seconds
+
+    best_dev = trainer.evaluate()  # the best checkpoint is loaded at the end of training
+    final: dict[str, Any] = {
+        "dev_f1": best_dev["eval_f1"],
+        "train_seconds": train_seconds,
+        "train_samples_per_second": output.metrics.get("train_samples_per_second", 0.0),
+        "peak_memory_mb": peak_memory_mb(),
+        **accounting,
+        "done": True,
+    }
+    if test_split is not None:
+        predictions = trainer.predict([e.features for e in test_split.examples]).predictions
+        scores = score(test_split.documents, test_split.examples, predictions, data.labels, scheme)
+        final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
+    else:
+        final.update({"f1": best_dev["eval_f1"], "precision": best_dev["eval_precision"], "recall": best_dev["eval_recall"]})
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = None
+        if rank == 0:
+            save_model(trainer.model, family, tmp)
+            exported = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics=final, checkpoint=exported)
