@@ -262,8 +262,12 @@ def test_cross_block_errors_point_at_the_block(tmp_path):
     path = write(tmp_path, "model:\n  family: fusion\n")
     assert load_error(path) == (
         f"{path}:1: model: family fusion needs a fusion block: {{adapters: [...], combination: linear|cat|learned}}")
-    path = write(tmp_path, "resources: {use_gpu: false}\ntrain:\n  deepspeed: {stage: 3}\n")
-    assert load_error(path) == f"{path}:3: train.deepspeed: train.deepspeed needs resources.use_gpu: true (ZeRO runs on GPUs)"
+
+
+def test_deepspeed_on_cpu_workers_is_valid(tmp_path):
+    # ZeRO 2 and 3, with or without offload, run on CPU workers over gloo (tests/test_ray_train.py)
+    path = write(tmp_path, "resources: {use_gpu: false}\ntrain:\n  deepspeed: {stage: 3, offload: cpu}\n")
+    assert load_study(path).defaults.train.deepspeed.stage == 3
 
 
 def test_bad_yaml_syntax_reports_the_line(tmp_path):
@@ -346,7 +350,7 @@ def test_points_to_evaluate_use_search_keys_and_valid_values(tmp_path):
 def test_to_flat_dict_names_every_leaf_by_its_dotted_key():
     config = load_study(ROOT / "search_spaces" / "quickstart.yaml").defaults
     flat = config.to_flat_dict()
-    assert flat["model.lora.r"] == 8 and flat["train.lr"] == 3e-4 and flat["train.deepspeed"] is None
+    assert flat["model.lora.r"] == 8 and flat["train.lr"] == 5e-4 and flat["train.deepspeed"] is None
     assert flat["search.train.lr"] == {"loguniform": [1e-4, 1e-3]}
     assert "model.lora" not in flat and "search" not in flat
     assert set(flat) - {k for k in flat if k.startswith("search.")} <= set(keys.schema_keys())

@@ -86,12 +86,14 @@ class FusionConfig(Block):
     adapters: list[str] = Field(min_length=1, description="LoRA adapters to combine: experiment names of this study or adapter paths")
     combination: Literal["linear", "cat", "learned"] = Field(
         "linear", description="how adapters combine: PEFT weighted linear or cat, or weights learned on the training set")
-    weights: list[float] | None = Field(None, description="one weight per adapter (initial weights when learned); null: equal")
+    weights: list[float] | None = Field(None, description="one weight per adapter (initial weights when learned); null: 1/n each")
 
     @model_validator(mode="after")
     def _weights_match(self) -> FusionConfig:
         if self.weights is not None and len(self.weights) != len(self.adapters):
             raise ValueError(f"weights has {len(self.weights)} entries but adapters has {len(self.adapters)}; give one per adapter")
+        if self.combination == "learned" and self.weights is not None and min(self.weights) <= 0:
+            raise ValueError(f"weights {self.weights}: combination learned starts its softmax from them, so each must be > 0")
         return self
 
 
@@ -126,10 +128,12 @@ class ModelConfig(Block):
 
 # --------------------------------------------------------------------------------------------- train
 class DeepSpeedConfig(Block):
-    """DeepSpeed ZeRO, passed to the Hugging Face Trainer."""
+    """DeepSpeed ZeRO, passed to the Hugging Face Trainer; runs on GPU workers (NCCL) and CPU workers (gloo)."""
 
     stage: Literal[2, 3] = Field(2, description="ZeRO stage: 2 shards optimiser state and gradients, 3 also parameters")
-    offload: Literal["none", "cpu"] = Field("none", description="offload optimiser state (and stage-3 parameters) to CPU memory")
+    offload: Literal["none", "cpu"] = Field(
+        "none", description="offload optimiser state (and stage-3 parameters) to CPU memory; the optimiser becomes "
+        "DeepSpeedCPUAdam, compiled on first use (needs a C++ compiler)")
 
 
 class TrainConfig(Block):
@@ -312,8 +316,6 @@ class StudyConfig(Block):
 
     @model_validator(mode="after")
     def _cross_block(self) -> StudyConfig:
-        if self.train.deepspeed is not None and not self.resources.use_gpu:
-            _fail(("train", "deepspeed"), "train.deepspeed needs resources.use_gpu: true (ZeRO runs on GPUs)")
         self._check_searcher()
         self._check_search_values()
         return self

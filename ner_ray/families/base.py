@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ner_ray.data.chunking import Window
+from ner_ray.data.document import Document
 from ner_ray.registry import Registry
 
 IGNORE = -100  # label id of positions that carry no tag (special tokens, non-first subwords, padding)
@@ -47,14 +48,22 @@ class Example:
 
 
 class Family(Protocol):
-    """A model family; constructed with the study config, the tokenizer and the label set."""
+    """A model family; constructed with the study config, the tokenizer and the label set.
+
+    A family with a per-example task beside tagging (multitask) also defines
+    `decode_extra(model, outputs, batch)` → one prediction per example, which the Trainer collects
+    beside the token ids, and `extra_metrics(predictions, examples)` → the metrics of those
+    predictions (see `ner_ray.train.predict.decode_batch` and `extra_metrics`).
+    """
 
     name: str
     sentence_windows: bool  # True: one example per sentence (a sentence-level task needs it)
 
     def build(self) -> Any: ...
 
-    def encode(self, window: Window) -> Example: ...
+    def encode(self, window: Window, doc: Document) -> Example:
+        """The features of one window; `doc` is the document it was cut from (relations, context)."""
+        ...
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]: ...
 
@@ -66,3 +75,5 @@ class Family(Protocol):
 FAMILIES = Registry("model family")
 FAMILIES.register("token_cls", "ner_ray.families.token_cls:TokenClassification")
 FAMILIES.register("crf", "ner_ray.families.crf:CrfTagging")
+FAMILIES.register("fusion", "ner_ray.families.fusion:FusionTagging")
+FAMILIES.register("multitask", "ner_ray.families.multitask:Multitask")

@@ -63,10 +63,68 @@ def save_adapter(encoder: nn.Module, directory: str | Path) -> None:
 
 
 def load_adapter(base: nn.Module, directory: str | Path, adapter_name: str = "default", trainable: bool = False) -> nn.Module:
-    """A base encoder with a saved adapter loaded (safetensors)."""
+    """A base encoder with the adapters saved in `directory` loaded (safetensors): the one at its root as
+    `adapter_name`, and each adapter PEFT saved in a subfolder (a model holding several) under that folder's name."""
+    directory = Path(directory)
+    found = [(adapter_name, directory)] if (directory / "adapter_config.json").is_file() else []
+    found += [(sub.name, sub) for sub in sorted(directory.iterdir()) if (sub / "adapter_config.json").is_file()]
+    if not found:
+        raise FileNotFoundError(f"{directory}: no adapter_config.json, neither at its root nor in a subfolder")
+    encoder = base
+    for name, path in found:
+        encoder = load_named_adapter(encoder, path, name, trainable)
+    return encoder
+
+
+def load_named_adapter(encoder: nn.Module, directory: str | Path, adapter_name: str, trainable: bool = False) -> nn.Module:
+    """Load one saved adapter as `adapter_name`: onto a plain encoder (returns a PeftModel) or beside the
+    adapters of a PeftModel (returns it; the active adapter is unchanged)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(directory), adapter_name=adapter_name, is_trainable=trainable)
+    if is_peft(encoder):
+        encoder.load_adapter(str(directory), adapter_name=adapter_name, is_trainable=trainable)
+        return encoder
+    return PeftModel.from_pretrained(encoder, str(directory), adapter_name=adapter_name, is_trainable=trainable)
+
+
+def combine_adapters(encoder: nn.Module, adapters: list[str], weights: list[float], combination: str,
+                     adapter_name: str = "default") -> None:
+    """Fold `adapters` into one new adapter with PEFT's add_weighted_adapter ("linear" needs equal ranks,
+    "cat" concatenates: rank = sum); the new adapter becomes the only one, active and frozen."""
+    encoder.add_weighted_adapter(adapters, weights, adapter_name=adapter_name, combination_type=combination)
+    fused = encoder.peft_config[adapter_name]
+    if fused.use_rslora:
+        # PEFT copies the first adapter's use_rslora while setting lora_alpha = r, which would scale the
+        # combined update by sqrt(r) instead of 1: the weights already carry each adapter's own scaling.
+        from dataclasses import replace
+
+        encoder.peft_config[adapter_name] = replace(fused, use_rslora=False)
+        for layer in lora_layers(encoder):
+            if adapter_name in layer.scaling:
+                layer.scaling[adapter_name] = 1.0
+                layer.use_rslora[adapter_name] = False
+    encoder.set_adapter(adapter_name)
+    for name in adapters:
+        encoder.delete_adapter(name)
+    freeze(encoder)
+
+
+def activate_adapters(encoder: nn.Module, adapters: list[str]) -> None:
+    """Make several adapters of a PeftModel active at once (their LoRA outputs add up); all stay frozen."""
+    encoder.base_model.set_adapter(list(adapters), inference_mode=True)
+
+
+def lora_layers(encoder: nn.Module) -> list[nn.Module]:
+    """Every LoRA-adapted layer (each holds per-adapter `lora_A`, `lora_B` and a `scaling` dict)."""
+    from peft.tuners.lora import LoraLayer
+
+    return [module for module in encoder.modules() if isinstance(module, LoraLayer)]
+
+
+def freeze(module: nn.Module) -> None:
+    """Make every parameter of `module` non-trainable."""
+    for p in module.parameters():
+        p.requires_grad_(False)
 
 
 def unfreeze_base(encoder: nn.Module) -> list[nn.Parameter]:

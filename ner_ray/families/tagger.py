@@ -14,6 +14,7 @@ from torch import nn
 
 from ner_ray.config import StudyConfig
 from ner_ray.data.chunking import Window
+from ner_ray.data.document import Document
 from ner_ray.data.tagging import encode_subword_bio
 from ner_ray.families import peft as peft_seam
 from ner_ray.families.base import IGNORE, Example, LabelSet
@@ -102,7 +103,7 @@ class EncoderFamily:
         return TaggerModel(encoder, len(self.labels.labels), self.config.model.head.dropout,
                            crf=self.crf, sentence_classes=self.sentence_classes)
 
-    def encode(self, window: Window) -> Example:
+    def encode(self, window: Window, doc: Document | None = None) -> Example:
         scheme = self.config.data.label_scheme
         enc = encode_subword_bio(window.text, window.spans, self.tokenizer, scheme=scheme)
         labels = [self.labels.id(tag) for tag in enc.tags]

@@ -48,3 +48,24 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.start
+
+
+class ThroughputMeter:
+    """Steady-state training throughput: windows per second over the optimizer steps after a warm-up,
+    with evaluation and checkpoint time taken out (start-up is reported apart, as `train_seconds`).
+
+    Fed by `ThroughputCallback` (trainer.py) with the wall time of each training step.
+    """
+
+    def __init__(self, samples_per_step: int, warmup_steps: int = 5):
+        self.samples_per_step = samples_per_step
+        self.warmup_steps = warmup_steps
+        self.step_seconds: list[float] = []
+
+    def add(self, seconds: float) -> None:
+        self.step_seconds.append(seconds)
+
+    @property
+    def samples_per_second(self) -> float:
+        steady = self.step_seconds[self.warmup_steps :] or self.step_seconds
+        return self.samples_per_step * len(steady) / sum(steady) if steady and sum(steady) > 0 else 0.0

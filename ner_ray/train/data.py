@@ -85,7 +85,7 @@ def encode_documents(docs: list[Document], family: Family, tokenizer, max_length
         else:
             result = make_windows(doc, budget, count, sentence_bounds=bounds, report=report)
         for window in result.windows:
-            example = family.encode(window)
+            example = family.encode(window, doc)
             example.extra["doc_index"] = index
             report.counts["misaligned_spans"] += example.misaligned
             examples.append(example)

@@ -18,6 +18,7 @@ from ner_ray.families.base import FAMILIES, LabelSet
 from ner_ray.families.models import resolve_model
 
 META = "ner_ray.json"
+HEAD = "head.safetensors"
 
 
 def save_model(model, family, directory: str | Path) -> Path:
@@ -31,7 +32,7 @@ def save_model(model, family, directory: str | Path) -> Path:
         peft_seam.save_adapter(encoder, directory / "adapter")
     else:
         peft_seam.merged_encoder(encoder).save_pretrained(directory / "encoder", safe_serialization=True)
-    save_file({k: v.contiguous() for k, v in model.head_state_dict().items()}, directory / "head.safetensors")
+    save_file({k: v.contiguous() for k, v in model.head_state_dict().items()}, directory / HEAD)
     family.tokenizer.save_pretrained(directory / "tokenizer")
     meta = {"family": family.name, "labels": list(family.labels.types), "weights": "adapter" if adapter_only else "encoder",
             "config": family.config.model_dump(mode="json")}
@@ -44,6 +45,10 @@ def load_model(directory: str | Path):
     from transformers import AutoModel, AutoTokenizer
 
     directory = Path(directory)
+    for required in (META, HEAD):
+        if not (directory / required).is_file():
+            raise FileNotFoundError(f"{directory} is no saved ner_ray model: {required} is missing "
+                                    f"(save_model writes {META}, {HEAD}, tokenizer/ and adapter/ or encoder/)")
     meta = json.loads((directory / META).read_text())
     config = StudyConfig.model_validate(meta["config"])
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
@@ -54,6 +59,6 @@ def load_model(directory: str | Path):
     else:
         encoder = AutoModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
     model = family.build_on(encoder)
-    missing, unexpected = model.load_state_dict(load_file(directory / "head.safetensors"), strict=False)
+    missing, unexpected = model.load_state_dict(load_file(directory / HEAD), strict=False)
     assert not unexpected and all(k.startswith("encoder.") for k in missing), (missing, unexpected)
     return family, model.eval()

@@ -59,6 +59,27 @@ def flat_metrics(scores: dict) -> dict[str, float]:
     return flat
 
 
+def decode_batch(family, model, outputs, batch):
+    """What the Trainer collects for one batch: the token ids, or (ids, per-example predictions) for a
+    family with a task beside tagging (one that defines `decode_extra`, as multitask)."""
+    ids = family.decode(model, outputs, batch)
+    decode_extra = getattr(family, "decode_extra", None)
+    return ids if decode_extra is None else (ids, decode_extra(model, outputs, batch))
+
+
+def split_predictions(predictions) -> tuple[Sequence[Sequence[int]] | np.ndarray, np.ndarray | None]:
+    """(token id rows, per-example predictions or None) from what `decode_batch` produced, concatenated."""
+    # The Trainer keeps decode_batch's tuple as a tuple; id rows are never one (a list or an array).
+    if isinstance(predictions, tuple) and len(predictions) == 2 and np.ndim(predictions[0]) == 2 and np.ndim(predictions[1]) == 1:
+        return predictions[0], predictions[1]
+    return predictions, None
+
+
+def extra_metrics(family, extra, examples: list[Example]) -> dict[str, float]:
+    """The family's metrics of its per-example predictions (multitask: sentence accuracy and F1); {} when none."""
+    return {} if extra is None else family.extra_metrics(extra, examples)
+
+
 def predict_ids(family, model, examples: list[Example], batch_size: int = 32) -> list[list[int]]:
     """Predicted label ids per example, in process (no Trainer): the decoding the Trainer uses too."""
     import torch

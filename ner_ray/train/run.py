@@ -42,21 +42,34 @@ def scaling_config(config: StudyConfig):
     return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
-def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0) -> dict[str, Any]:
-    """Train one experiment (one seed) with TorchTrainer; returns the final metrics, also written to metrics.json."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
+                   resume_from: Any = None):
+    """Run `train_loop_per_worker` on resources.num_workers Ray Train workers; returns the ray.train.Result:
+    final metrics, the exported model as its checkpoint, and in best_checkpoints / metrics_dataframe the two
+    checkpoints Ray keeps (the best dev_f1 and the latest; evaluation checkpoints hold the HF training state).
+
+    Args:
+        max_failures: restarts after a worker dies (FailureConfig); a restart resumes from the latest checkpoint.
+        resume_from: a checkpoint reported at an evaluation of an earlier run (a ray.train.Checkpoint or its
+            folder): training continues from its step, optimizer and scheduler state.
+    """
+    from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     from ner_ray.train.worker import train_loop_per_worker
 
     ensure_ray(config.resources.address)
-    out = Path(output_dir) / name
-    out.mkdir(parents=True, exist_ok=True)
+    # Ray Train workers run in their own working directory: relative paths they read must be absolute
+    # (family fusion finds its adapters under train.output_dir).
+    config = config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
+    if resume_from is not None and not isinstance(resume_from, Checkpoint):
+        resume_from = Checkpoint.from_directory(str(Path(resume_from).resolve()))
     work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{name}_"))
     threads = max(1, int(os.cpu_count() or 1) // config.resources.num_workers)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir), "threads": threads},
+        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir), "threads": threads,
+                           "resume_from": resume_from},
         scaling_config=scaling_config(config),
         run_config=RunConfig(
             name=f"{name}-{uuid.uuid4().hex[:8]}",
@@ -66,15 +79,25 @@ def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max
         ),
     )
     try:
-        result = trainer.fit()
+        return trainer.fit()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
+                     resume_from: Any = None, experiment: str | None = None) -> dict[str, Any]:
+    """Train one experiment (one seed) with TorchTrainer; returns the final metrics, also written to
+    OUTPUT_DIR/<name>/metrics.json beside the exported model (arguments as `fit_experiment`).
+    `experiment` is the name recorded in the metrics (default `name`; repeats share their experiment's)."""
+    result = fit_experiment(config, name, output_dir, max_failures, resume_from)
+    out = Path(output_dir) / name
+    out.mkdir(parents=True, exist_ok=True)
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as exported:
             shutil.rmtree(out / "model", ignore_errors=True)
             shutil.copytree(exported, out / "model")
-    metrics["experiment"] = name
+    metrics["experiment"] = experiment or name
     metrics["seed"] = config.train.seed
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
@@ -89,6 +112,5 @@ def train_repeats(config: StudyConfig, name: str) -> list[dict[str, Any]]:
     runs = []
     for i in range(config.train.repeats):
         seed = config.train.seed + i
-        metrics = train_experiment(config.with_updates({"train.seed": seed}), f"seed{seed}", output_dir / name)
-        runs.append({**metrics, "experiment": name})
+        runs.append(train_experiment(config.with_updates({"train.seed": seed}), f"seed{seed}", output_dir / name, experiment=name))
     return runs

@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ner_ray.config import StudyConfig
 from ner_ray.families import peft as peft_seam
+from ner_ray.train.predict import decode_batch
 
 UNFREEZE_LR_FACTOR = 0.1  # the final full-model epoch of "LoRA then unfreeze" runs at a tenth of train.lr
 
@@ -40,7 +41,14 @@ class NerTrainer(Trainer):
             loss, outputs = self.family.loss(model, inputs)
         if prediction_loss_only:
             return loss.detach(), None, None
-        return loss.detach(), self.family.decode(_unwrap(model), outputs, inputs), inputs.get("labels")
+        return loss.detach(), decode_batch(self.family, _unwrap(model), outputs, inputs), inputs.get("labels")
+
+    def _get_eval_sampler(self, eval_dataset):
+        # HF groups evaluation batches by length too when train_sampling_strategy is group_by_length, which
+        # returns predictions out of example order; decoding maps row i to window i, so keep them in order.
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # distributed: HF/Accelerate shard sequentially and gather back in order
+        return torch.utils.data.SequentialSampler(eval_dataset)
 
     def create_optimizer(self, model=None):
         """AdamW with the head (everything outside the encoder) at lr x model.head.lr_multiplier."""
@@ -174,3 +182,23 @@ class UnfreezeCallback(TrainerCallback):
             target = getattr(optimizer, "optimizer", optimizer)
             target.add_param_group({"params": newly, "lr": self.lr * UNFREEZE_LR_FACTOR, "weight_decay": args.weight_decay})
         self.done = True
+
+
+class ThroughputCallback(TrainerCallback):
+    """Times each optimizer step (begin → end), so evaluation and saving never count as training time."""
+
+    def __init__(self, meter):
+        self.meter = meter
+        self._start = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        import time
+
+        if self._start is not None:
+            self.meter.add(time.perf_counter() - self._start)
+            self._start = None

@@ -17,26 +17,45 @@ from ner_ray.config import StudyConfig
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str}."""
+    """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str, "threads": int,
+    "resume_from": ray.train.Checkpoint or None}. Within a run, the latest reported checkpoint (a restart
+    after a worker failure) takes precedence over `resume_from`."""
     import ray.train
     import torch
-    from transformers import AutoTokenizer, set_seed
+    from transformers import AutoTokenizer, TrainerState, set_seed
 
     from ner_ray.families.base import FAMILIES
     from ner_ray.families.models import resolve_model
-    from ner_ray.train.accounting import Stopwatch, peak_memory_mb, trainable_percent
+    from ner_ray.train.accounting import (
+        Stopwatch,
+        ThroughputMeter,
+        peak_memory_mb,
+        trainable_percent,
+    )
     from ner_ray.train.data import prepare_data
-    from ner_ray.train.deepspeed import deepspeed_config
+    from ner_ray.train.deepspeed import (
+        deepspeed_config,
+        gathered_parameters,
+        use_cpu_accelerator,
+    )
     from ner_ray.train.export import save_model
-    from ner_ray.train.predict import flat_metrics, score
+    from ner_ray.train.predict import (
+        extra_metrics,
+        flat_metrics,
+        score,
+        split_predictions,
+    )
     from ner_ray.train.trainer import (
         NerTrainer,
         RayReportCallback,
+        ThroughputCallback,
         UnfreezeCallback,
         training_arguments,
     )
 
     config = StudyConfig.model_validate(loop_config["config"])
+    if config.train.deepspeed is not None and not config.resources.use_gpu:
+        use_cpu_accelerator()  # before anything imports deepspeed
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     set_seed(config.train.seed)
@@ -51,14 +70,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     scheme = config.data.label_scheme
 
     def compute_metrics(prediction) -> dict[str, float]:
-        return flat_metrics(score(dev_split.documents, dev_split.examples, prediction.predictions, data.labels, scheme))
+        ids, extra = split_predictions(prediction.predictions)
+        scores = score(dev_split.documents, dev_split.examples, ids, data.labels, scheme)
+        return {**flat_metrics(scores), **extra_metrics(family, extra, dev_split.examples)}
 
     per_step = config.train.batch_size * world * config.train.grad_accum
     steps_per_epoch = max(1, math.ceil(len(train_split.examples) / per_step))
     work_dir = Path(loop_config["work_dir"])
     args = training_arguments(config, str(work_dir / "hf"), steps_per_epoch, deepspeed_config(config.train.deepspeed))
     accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(train_split.examples)}
-    callbacks = [RayReportCallback(accounting)]
+    meter = ThroughputMeter(per_step)
+    callbacks = [RayReportCallback(accounting), ThroughputCallback(meter)]
     lora = config.model.lora
     if lora is not None and lora.unfreeze_last_epoch:
         if world > 1 or config.train.deepspeed is not None:
@@ -73,10 +95,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     )
 
     clock = Stopwatch()
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = ray.train.get_checkpoint() or loop_config.get("resume_from")
+    resumed_from_step = 0
     if checkpoint is not None:
         with checkpoint.as_directory() as restored:
-            output = trainer.train(resume_from_checkpoint=str(Path(restored) / RayReportCallback.CHECKPOINT_NAME))
+            state = Path(restored) / RayReportCallback.CHECKPOINT_NAME
+            if not state.is_dir():
+                raise ValueError(f"checkpoint {checkpoint.path} holds no training state (no {state.name}/ folder): resume "
+                                 "from a checkpoint reported at an evaluation, not from the final exported model")
+            resumed_from_step = TrainerState.load_from_json(str(state / "trainer_state.json")).global_step
+            output = trainer.train(resume_from_checkpoint=str(state))
     else:
         output = trainer.train()
     train_seconds = clock.seconds
@@ -86,19 +114,25 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         "dev_f1": best_dev["eval_f1"],
         "train_seconds": train_seconds,
         "train_samples_per_second": output.metrics.get("train_samples_per_second", 0.0),
+        "steady_samples_per_second": meter.samples_per_second,  # all workers together, warm-up and evaluation excluded
         "peak_memory_mb": peak_memory_mb(),
+        "threads_per_worker": torch.get_num_threads(),
+        "resumed_from_step": resumed_from_step,
         **accounting,
         "done": True,
     }
     if test_split is not None:
-        predictions = trainer.predict([e.features for e in test_split.examples]).predictions
-        scores = score(test_split.documents, test_split.examples, predictions, data.labels, scheme)
+        trainer.compute_metrics = None  # its metrics are the dev split's; the test split is scored below
+        ids, extra = split_predictions(trainer.predict([e.features for e in test_split.examples]).predictions)
+        scores = score(test_split.documents, test_split.examples, ids, data.labels, scheme)
+        final.update(extra_metrics(family, extra, test_split.examples))
         final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
     else:
         final.update({"f1": best_dev["eval_f1"], "precision": best_dev["eval_precision"], "recall": best_dev["eval_recall"]})
     with tempfile.TemporaryDirectory() as tmp:
         exported = None
-        if rank == 0:
-            save_model(trainer.model, family, tmp)
-            exported = ray.train.Checkpoint.from_directory(tmp)
+        with gathered_parameters(trainer.model, config.train.deepspeed):  # every rank joins; rank 0 writes
+            if rank == 0:
+                save_model(trainer.model, family, tmp)
+                exported = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics=final, checkpoint=exported)
