@@ -1,0 +1,86 @@
+"""`ner-ray train STUDY.yaml --experiment NAME key=value`: a tiny study file end to end through Ray Train
+(metrics.json per seed, the comparison table with mean ± std over repeats), and a bad experiment name
+failing before anything trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_families import build_tiny_bert
+
+from ner_ray.cli import main
+from ner_ray.report import comparison_table
+
+REQUIRED = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memory_mb", "trainable_percent",
+            "train_samples_per_second"}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the module (`ner-ray train` reuses a running Ray instead of starting its own)."""
+    env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}  # see test_ray_train.py
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def write_study(folder: Path, model: Path) -> Path:
+    output_dir = folder / "runs"
+    path = folder / "study.yaml"
+    path.write_text(f"""\
+name: tiny
+data: {{corpus: demo, max_length: 64}}
+model: {{name: {model}}}
+train: {{epochs: 1, batch_size: 16, lr: 1.0e-3, precision: fp32, output_dir: {output_dir}}}
+experiments:
+  - name: full
+  - name: lora
+    model: {{lora: {{r: 4, alpha: 8}}}}
+""")
+    return path
+
+
+def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_path, capsys):
+    study = write_study(tmp_path, build_tiny_bert(tmp_path / "tiny-bert"))
+    assert main(["train", str(study), "--experiment", "full", "train.repeats=2"]) == 0
+
+    runs = []
+    for seed in (42, 43):
+        folder = tmp_path / "runs" / "full" / f"seed{seed}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert REQUIRED <= metrics.keys()
+        assert metrics["experiment"] == "full" and metrics["seed"] == seed
+        assert (folder / "model" / "ner_ray.json").is_file()
+        runs.append(metrics)
+    assert not (tmp_path / "runs" / "lora").exists()  # --experiment trains that experiment only
+
+    table = comparison_table(runs)
+    assert table.splitlines()[2].startswith("full (n=2) | ") and "±" in table.splitlines()[2]
+    assert table in capsys.readouterr().out
+
+
+def test_unknown_experiment_fails_before_training(tmp_path, capsys, monkeypatch):
+    import ner_ray.train.run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained despite a bad experiment name")
+
+    monkeypatch.setattr(ner_ray.train.run, "train_repeats", no_training)
+    study = write_study(tmp_path, tmp_path / "no-model-needed")
+    assert main(["train", str(study), "--experiment", "ful"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: study 'tiny' has no experiment 'ful'") and "full" in error
+    assert not (tmp_path / "runs").exists()
