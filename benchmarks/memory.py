@@ -2,8 +2,8 @@
 each a short `ner-ray train` run of N optimizer steps through TorchTrainer (1 worker).
 
 Peak memory is the worker process's peak RSS on CPU (torch.cuda.max_memory_allocated on GPU); the
-ratio LoRA / full is the figure. Also reported: RSS above the process's baseline before the model
-was built is not separated here, so the ratio includes the Python/torch/Ray baseline both share.
+ratio LoRA / full is the figure. On CPU that RSS includes the Python/torch/Ray/tokenizer/data baseline
+that both runs share, which a 22M-parameter model's weights and optimizer state barely exceed.
 
     python benchmarks/memory.py --steps 20
 """
