@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import local_ray
 from test_families import build_tiny_bert
 
 from ner_ray.config import StudyConfig
@@ -33,18 +34,8 @@ def ray_session(tmp_path_factory):
     extensions = tmp_path_factory.mktemp("torch-extensions")
     env = {"RAY_TRAIN_V2_ENABLED": "1", "TORCH_EXTENSIONS_DIR": str(extensions),
            "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}  # the controller notices a finished run sooner (default 2 s)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield extensions
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with local_ray(env):
+        yield extensions
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ failing before anything trains.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import local_ray
 from test_families import build_tiny_bert
 
 from ner_ray.cli import main
@@ -23,18 +23,8 @@ REQUIRED = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memo
 def ray_session():
     """One local Ray for the module (`ner-ray train` reuses a running Ray instead of starting its own)."""
     env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}  # see test_ray_train.py
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with local_ray(env):
+        yield
 
 
 def write_study(folder: Path, model: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ner_ray.data.document import Document, ParseReport
 from ner_ray.data.download import download
-from ner_ray.data.formats import read_documents
+from ner_ray.data.formats import detect_format, read_documents
 from ner_ray.errors import nearest
 
 SPLITS = ("train", "dev", "test")
@@ -217,8 +217,6 @@ def _files_in(folder: Path, fmt: str | None) -> dict[str, Path]:
         hits = {split: folder / entry.path.split("/", 1)[-1] for split, entry in form.items()}
         if hits and not spec.packaged and all(p.is_file() for p in hits.values()):
             return hits
-    from ner_ray.data.formats import detect_format
-
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         try:
