@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per step (8 is the HF Trainer default the plain script used)")
     parser.add_argument("--only", nargs="*", help="experiment names to run (default: all)")
     parser.add_argument("--output-dir", default="runs/bench_quality")
     args = parser.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
         config = StudyConfig.model_validate({
             "data": {"corpus": args.corpus, "max_length": args.max_length},
             "model": {"name": "minilm-l6", "family": settings["model"].get("family", "token_cls"), "lora": settings["model"]["lora"]},
-            "train": {"epochs": args.epochs, "batch_size": 16, "lr": settings["train"]["lr"], "output_dir": args.output_dir},
+            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": settings["train"]["lr"], "output_dir": args.output_dir},
             "resources": {"num_workers": 1, "cpus_per_worker": 2},
         })
         metrics = train_experiment(config, f"{args.corpus}-{name}", Path(args.output_dir))
@@ -50,7 +51,8 @@ def main() -> None:
     summary = {r["experiment"]: {k: r[k] for k in ("f1", "precision", "recall", "per_type", "dev_f1", "train_seconds",
                                                     "peak_memory_mb", "trainable_percent", "steady_samples_per_second")}
                for r in runs}
-    record(f"Quality: minilm-l6 on {args.corpus} (test entity F1, strict, model picked on dev; {args.epochs} epochs)",
+    record(f"Quality: minilm-l6 on {args.corpus} (test entity F1, strict, model picked on dev; {args.epochs} epochs, "
+           f"batch {args.batch_size}, {args.max_length}-token windows)",
            summary, "```\n" + comparison_table(runs) + "\n```")
 
 

@@ -4,6 +4,8 @@
   ner-ray data convert SRC --to span-jsonl|instruct-jsonl|bio|pubtator --out DIR
   ner-ray config check FILE [key=value ...]
   ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
+  ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
+  ner-ray report OUTPUT_DIR
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("file", type=Path, help="study YAML")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.corpus=ncbi_disease")
     train.add_argument("--experiment", help="run only this experiment (default: every experiment of the study)")
+    tune = commands.add_parser("tune", help="run a study on Ray Tune (ASHA + Optuna), logged to MLflow")
+    tune.add_argument("file", type=Path, help="study YAML")
+    tune.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. tune.num_samples=8")
+    tune.add_argument("--resume", action="store_true", help="continue the interrupted study in train.output_dir")
+    tune.add_argument("--address", help="Ray cluster to join (default: resources.address, else a local Ray)")
+    report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
+    report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
 
 
@@ -72,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "tune":
+            return _tune(args)
+        if args.command == "report":
+            from ner_ray.tune.report import write_report
+
+            table, report = write_report(args.output_dir)
+            print(f"{table}\nreport: {report}")
+            return 0
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -128,6 +145,17 @@ def _train(args: argparse.Namespace) -> int:
         runs.extend(train_repeats(config, name))
     print(comparison_table(runs))
     print(f"metrics: {Path(next(iter(configs.values())).train.output_dir).resolve()}/<experiment>/metrics.json")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from ner_ray.tune.study import StudyInterrupted, run_study
+
+    try:
+        run_study(args.file, args.overrides, resume=args.resume, address=args.address)
+    except StudyInterrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        return 130
     return 0
 
 

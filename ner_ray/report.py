@@ -15,14 +15,22 @@ COLUMNS = (("f1", "f1", 4), ("precision", "precision", 4), ("recall", "recall", 
            ("sec", "train_seconds", 1), ("peak MB", "peak_memory_mb", 0), ("trainable %", "trainable_percent", 2))
 
 
-def _cell(values: list[float], digits: int) -> str:
+# A Tune study shows each trial's best dev F1 too, and its wall seconds (a stopped trial has no train_seconds).
+TUNE_COLUMNS = (("dev f1", "dev_f1", 4), *COLUMNS[:3], ("sec", "seconds", 1), *COLUMNS[4:])
+
+
+def _cell(values: list[float | None], digits: int) -> str:
+    """mean ± std of the known values; '-' when none is known (a trial stopped before its test score)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
     mean = statistics.fmean(values)
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def comparison_rows(runs: Iterable[dict]) -> list[list[str]]:
+def comparison_rows(runs: Iterable[dict], columns=COLUMNS) -> list[list[str]]:
     """One row per experiment (first-seen order): the name, then mean ± std of each column over its runs."""
     grouped: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
@@ -30,13 +38,17 @@ def comparison_rows(runs: Iterable[dict]) -> list[list[str]]:
     rows = []
     for name, group in grouped.items():
         label = f"{name} (n={len(group)})" if len(group) > 1 else name
-        rows.append([label] + [_cell([float(r[key]) for r in group], digits) for _, key, digits in COLUMNS])
+        rows.append([label] + [_cell([_number(r.get(key)) for r in group], digits) for _, key, digits in columns])
     return rows
 
 
-def comparison_table(runs: Iterable[dict]) -> str:
-    """The ASCII table: a header, a rule, one row per experiment."""
-    rows = [["exp"] + [title for title, _, _ in COLUMNS]] + comparison_rows(runs)
+def _number(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def comparison_table(runs: Iterable[dict], columns=COLUMNS) -> str:
+    """The ASCII table: a header, a rule, one row per experiment (`columns`: (title, metric key, digits))."""
+    rows = [["exp"] + [title for title, _, _ in columns]] + comparison_rows(runs, columns)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,9 @@ def local_ray(env: dict[str, str]):
     os.environ.update(env)
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    from ner_ray.train.run import start_local_ray
+
+    start_local_ray(num_cpus=2)
     try:
         yield
     finally:
@@ -39,3 +44,35 @@ def local_ray(env: dict[str, str]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def kill_worker_after_first_checkpoint(storage: Path, killed: list[int], stop: threading.Event,
+                                       pattern: str = "*/checkpoint_manager_snapshot.json") -> None:
+    """SIGKILL this session's Ray Train worker once a Ray Train controller under `storage` has registered
+    its first checkpoint (it writes the snapshot then; a checkpoint only uploaded would be lost with the worker)."""
+    import psutil
+
+    while not stop.is_set():
+        if any(storage.glob(pattern)):
+            workers = [p for p in psutil.Process().children(recursive=True) if p.name().startswith("ray::RayTrainWor")]
+            for worker in workers:
+                worker.kill()
+                killed.append(worker.pid)
+            if workers:
+                return
+        time.sleep(0.05)
+
+
+def wait_for_http(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
+    """Wait until `url` answers 200, failing with the server's log if it exits or the time runs out."""
+    import requests
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and server.poll() is None:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.5)
+    server.kill()
+    pytest.fail(f"{url} did not answer within {timeout_s} s:\n{log.read_text()[-3000:] if log.is_file() else ''}")

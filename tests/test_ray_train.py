@@ -12,19 +12,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import local_ray
+from conftest import kill_worker_after_first_checkpoint, local_ray
 from test_families import build_tiny_bert
 
 from ner_ray.config import StudyConfig
 from ner_ray.train.evaluate import evaluate_on_corpus
+from ner_ray.train.worker import PREDICTIONS_FILE
 
 FINAL_KEYS = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memory_mb", "trainable_percent",
-              "train_samples_per_second", "dev_f1", "threads_per_worker", "resumed_from_step", "done"}
+              "train_samples_per_second", "dev_f1", "threads_per_worker", "resumed_from_step", "final", "scored_split"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def tiny_study(model: Path, output_dir: Path, **updates) -> StudyConfig:
 
 def step_checkpoints(result) -> list[tuple[Path, dict]]:
     """The kept checkpoints reported at evaluations (HF training state inside), oldest first."""
-    kept = [(Path(c.path), m) for c, m in result.best_checkpoints if not m.get("done")]
+    kept = [(Path(c.path), m) for c, m in result.best_checkpoints if not m.get("final")]
     return sorted(kept, key=lambda item: item[1]["step"])
 
 
@@ -66,7 +66,7 @@ def assert_final_metrics(result) -> dict:
     assert result.error is None
     metrics = result.metrics
     assert FINAL_KEYS <= metrics.keys()
-    assert metrics["done"] is True
+    assert metrics["final"] is True
     for key in ("f1", "precision", "recall", "dev_f1"):
         assert 0.0 <= metrics[key] <= 1.0
     assert set(metrics["per_type"]) == {"Chemical", "Disease"}
@@ -74,6 +74,7 @@ def assert_final_metrics(result) -> dict:
     assert metrics["trainable_percent"] == pytest.approx(100.0)
     # The exported model (the final checkpoint) gives the F1 that the workers reported.
     assert evaluate_on_corpus(result.checkpoint.path, "demo", "test")["f1"] == pytest.approx(metrics["f1"])
+    assert (Path(result.checkpoint.path) / PREDICTIONS_FILE).read_text().count("|t|") == 5  # the 5 test abstracts
     return metrics
 
 
@@ -152,20 +153,6 @@ def test_deepspeed_zero_on_two_cpu_workers(ray_session, tiny, tmp_path, stage, o
     assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
     # gloo ZeRO compiles nothing (use_cpu_accelerator skips DeepSpeed's shared-memory kernel).
     assert sorted(p.name for p in ray_session.iterdir()) == (["cpu_adam"] if offload == "cpu" else [])
-
-
-def kill_worker_after_first_checkpoint(storage: Path, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL this session's Ray Train worker once the controller has registered its first checkpoint
-    (it writes the snapshot then; a checkpoint only uploaded would be lost with the worker)."""
-    while not stop.is_set():
-        if any(storage.glob("*/checkpoint_manager_snapshot.json")):
-            workers = [p for p in psutil.Process().children(recursive=True) if p.name().startswith("ray::RayTrainWor")]
-            for worker in workers:
-                worker.kill()
-                killed.append(worker.pid)
-            if workers:
-                return
-        time.sleep(0.05)
 
 
 @pytest.mark.slow(reason="two worker start-ups in one run")

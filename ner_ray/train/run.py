@@ -20,16 +20,50 @@ from ner_ray.data.textio import write_text_atomic
 
 
 def ensure_ray(address: str | None = None) -> None:
-    """Connect to `address`, or start a local Ray (no dashboard, quiet) when none is running."""
+    """Connect to `address` (or to $RAY_ADDRESS, which `ray job submit` sets for its driver), or start a
+    local Ray when none is running (`start_local_ray`)."""
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True, configure_logging=False)
+        start_local_ray()
+
+
+def start_local_ray(**init_kwargs) -> None:
+    """Start a new local Ray whose processes know its address.
+
+    The dashboard (bound to 127.0.0.1) stays on: Ray Train's placement-group cleaner asks its State API
+    whether a run's controller died, and without it the CPUs of every trial that ASHA stops stay reserved.
+    That State API client finds the cluster from RAY_ADDRESS, or fails when several Ray instances run on
+    the machine; so the GCS gets a chosen port and RAY_ADDRESS is set while Ray's processes start (they
+    inherit it), then restored, so that the driver can start another Ray later.
+    """
+    import socket
+
+    import ray
+    from ray._private.services import get_node_ip_address
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
+    pinned = {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}
+    saved = {key: os.environ.get(key) for key in pinned}
+    os.environ.update(pinned)
+    try:
+        kwargs = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "log_to_driver": True,
+                  "configure_logging": False, **init_kwargs}
+        ray.init(address="local", **kwargs)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def scaling_config(config: StudyConfig):
@@ -42,16 +76,20 @@ def scaling_config(config: StudyConfig):
     return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
-def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
-                   resume_from: Any = None):
-    """Run `train_loop_per_worker` on resources.num_workers Ray Train workers; returns the ray.train.Result:
-    final metrics, the exported model as its checkpoint, and in best_checkpoints / metrics_dataframe the two
-    checkpoints Ray keeps (the best dev_f1 and the latest; evaluation checkpoints hold the HF training state).
+def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, max_failures: int = 0,
+                resume_from: Any = None, callbacks: tuple = ()):
+    """Fit `train_loop_per_worker` on resources.num_workers Ray Train workers as the Ray Train run
+    `storage_path/run_name`; returns the ray.train.Result (final metrics, the exported model as its checkpoint,
+    and in best_checkpoints the two evaluation checkpoints Ray keeps: the best dev_f1 and the latest).
+
+    A run started again under the same name and storage path continues from its latest checkpoint (Ray
+    Train's own restoration); Tune trials rely on that when a study resumes.
 
     Args:
         max_failures: restarts after a worker dies (FailureConfig); a restart resumes from the latest checkpoint.
         resume_from: a checkpoint reported at an evaluation of an earlier run (a ray.train.Checkpoint or its
             folder): training continues from its step, optimizer and scheduler state.
+        callbacks: Ray Train callbacks (a Tune trial passes ray.tune.integration.ray_train.TuneReportCallback).
     """
     from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
@@ -64,7 +102,7 @@ def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_f
     config = config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
     if resume_from is not None and not isinstance(resume_from, Checkpoint):
         resume_from = Checkpoint.from_directory(str(Path(resume_from).resolve()))
-    work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{name}_"))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{run_name}_"))
     threads = max(1, int(os.cpu_count() or 1) // config.resources.num_workers)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -72,16 +110,23 @@ def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_f
                            "resume_from": resume_from},
         scaling_config=scaling_config(config),
         run_config=RunConfig(
-            name=f"{name}-{uuid.uuid4().hex[:8]}",
-            storage_path=str((Path(output_dir) / "ray").resolve()),
+            name=run_name,
+            storage_path=str(Path(storage_path).resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="dev_f1", checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=max_failures),
+            callbacks=list(callbacks),
         ),
     )
     try:
         return trainer.fit()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
+                   resume_from: Any = None):
+    """One new Ray Train run of experiment `name` under OUTPUT_DIR/ray (arguments as `run_trainer`)."""
+    return run_trainer(config, f"{name}-{uuid.uuid4().hex[:8]}", Path(output_dir) / "ray", max_failures, resume_from)
 
 
 def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,

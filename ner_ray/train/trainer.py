@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ner_ray.config import StudyConfig
 from ner_ray.families import peft as peft_seam
+from ner_ray.train.accounting import peak_memory_mb
 from ner_ray.train.predict import decode_batch
 
 UNFREEZE_LR_FACTOR = 0.1  # the final full-model epoch of "LoRA then unfreeze" runs at a tenth of train.lr
@@ -155,7 +156,7 @@ class RayReportCallback(TrainerCallback):
         for log in state.log_history:
             metrics.update(log)
         metrics = {("dev_" + k[5:] if k.startswith("eval_") else k): v for k, v in metrics.items()}
-        metrics.update(self.extra, step=state.global_step, epoch=state.epoch or 0.0)
+        metrics.update(self.extra, step=state.global_step, epoch=state.epoch or 0.0, peak_memory_mb=peak_memory_mb())
         source = get_last_checkpoint(args.output_dir)
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None

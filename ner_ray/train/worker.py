@@ -15,6 +15,8 @@ from typing import Any
 
 from ner_ray.config import StudyConfig
 
+PREDICTIONS_FILE = "predictions.pubtator"  # in the exported model: the best checkpoint's predictions on the scored split
+
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str, "threads": int,
@@ -24,6 +26,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import torch
     from transformers import AutoTokenizer, TrainerState, set_seed
 
+    from ner_ray.data.pubtator import format_pubtator
     from ner_ray.families.base import FAMILIES
     from ner_ray.families.models import resolve_model
     from ner_ray.train.accounting import (
@@ -42,6 +45,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from ner_ray.train.predict import (
         extra_metrics,
         flat_metrics,
+        predicted_documents,
         score,
         split_predictions,
     )
@@ -119,20 +123,23 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         "threads_per_worker": torch.get_num_threads(),
         "resumed_from_step": resumed_from_step,
         **accounting,
-        "done": True,
+        "final": True,  # the last report of a run (Tune adds its own `done`)
     }
-    if test_split is not None:
-        trainer.compute_metrics = None  # its metrics are the dev split's; the test split is scored below
-        ids, extra = split_predictions(trainer.predict([e.features for e in test_split.examples]).predictions)
-        scores = score(test_split.documents, test_split.examples, ids, data.labels, scheme)
-        final.update(extra_metrics(family, extra, test_split.examples))
-        final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
-    else:
-        final.update({"f1": best_dev["eval_f1"], "precision": best_dev["eval_precision"], "recall": best_dev["eval_recall"]})
+    # The best checkpoint scores the test split (or, with no test split, the dev split again); its
+    # predictions travel with the exported model as PubTator, beside the gold text, for error analysis.
+    scored = test_split if test_split is not None else dev_split
+    trainer.compute_metrics = None  # its metrics are the dev split's; the scored split is scored below
+    ids, extra = split_predictions(trainer.predict([e.features for e in scored.examples]).predictions)
+    predicted = predicted_documents(scored.documents, scored.examples, ids, data.labels, scheme)
+    scores = score(scored.documents, scored.examples, ids, data.labels, scheme)
+    final.update(extra_metrics(family, extra, scored.examples))
+    final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
+    final["scored_split"] = config.data.test_split if test_split is not None else config.data.dev_split
     with tempfile.TemporaryDirectory() as tmp:
         exported = None
         with gathered_parameters(trainer.model, config.train.deepspeed):  # every rank joins; rank 0 writes
             if rank == 0:
                 save_model(trainer.model, family, tmp)
+                Path(tmp, PREDICTIONS_FILE).write_text(format_pubtator(predicted), encoding="utf-8")
                 exported = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics=final, checkpoint=exported)

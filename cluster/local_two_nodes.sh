@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A real two-node Ray cluster on this machine, then `ray job submit` runs a study on it, then both nodes stop.
+#
+#   cluster/local_two_nodes.sh [STUDY.yaml] [key=value ...]       (default: search_spaces/quickstart.yaml)
+#
+# Node 1 is the head (`ray start --head`, dashboard and job server on 127.0.0.1); node 2 joins it with
+# `ray start --address` and resources of its own ({"node2": 1}, NER_RAY_NODE2_CPUS CPUs). Each node runs
+# under `ray start --block` in its own process group, so stopping them stops only this cluster's processes
+# (never another Ray on the machine, as `ray stop` would). The study's output goes to NER_RAY_JOB_OUTPUT
+# (default: runs/two_nodes) in this checkout. Exit status: the job's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+study=${1:-search_spaces/quickstart.yaml}
+shift || true
+port=${NER_RAY_HEAD_PORT:-6391}
+dashboard_port=${NER_RAY_DASHBOARD_PORT:-8271}
+head_cpus=${NER_RAY_HEAD_CPUS:-1}
+node2_cpus=${NER_RAY_NODE2_CPUS:-1}
+output=$(realpath -m "${NER_RAY_JOB_OUTPUT:-runs/two_nodes}")
+temp=$(mktemp -d /tmp/ner_ray_two_nodes.XXXX)
+export RAY_TRAIN_V2_ENABLED=1
+
+stop_nodes() {
+  for pid in ${node2_pid:-} ${head_pid:-}; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for pid in ${node2_pid:-} ${head_pid:-}; do
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  echo "two-node cluster stopped"
+}
+trap stop_nodes EXIT
+
+setsid ray start --head --block --port "$port" --num-cpus "$head_cpus" --include-dashboard true \
+  --dashboard-host 127.0.0.1 --dashboard-port "$dashboard_port" --node-ip-address 127.0.0.1 \
+  --temp-dir "$temp" --disable-usage-stats > "$temp/head.log" 2>&1 &
+head_pid=$!
+for _ in $(seq 120); do ray status --address "127.0.0.1:$port" > /dev/null 2>&1 && break; sleep 1; done
+setsid ray start --block --address "127.0.0.1:$port" --num-cpus "$node2_cpus" --resources '{"node2": 1}' \
+  --node-ip-address 127.0.0.1 --disable-usage-stats > "$temp/node2.log" 2>&1 &
+node2_pid=$!
+for _ in $(seq 120); do
+  [ "$(ray list nodes --address "127.0.0.1:$port" --filter state=ALIVE 2>/dev/null | grep -c ALIVE)" -ge 2 ] && break
+  sleep 1
+done
+ray status --address "127.0.0.1:$port"
+
+mkdir -p "$output"
+ray job submit --address "http://127.0.0.1:$dashboard_port" --runtime-env cluster/runtime_env.yaml \
+  --working-dir "$repo" -- \
+  python -m ner_ray.tune "$study" "train.output_dir=$output" "$@"

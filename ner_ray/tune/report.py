@@ -1,0 +1,125 @@
+"""A finished (or interrupted) study's report, from its results.json alone: the seed-000 ASCII table,
+a Markdown report and the F1-vs-trainable-% plot. `ner-ray report OUTPUT_DIR` renders it again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ner_ray.data.textio import write_text_atomic
+from ner_ray.errors import ConfigError
+from ner_ray.report import TUNE_COLUMNS, comparison_table
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.md"
+PLOT_FILE = "f1_vs_trainable.png"
+
+
+def read_results(output_dir: str | Path) -> dict[str, Any]:
+    """The study record `ner_ray.tune` writes: {"study", "trials": [...], ...}."""
+    path = Path(output_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; `python -m ner_ray.tune STUDY.yaml` writes it in train.output_dir")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def trial_label(trial: dict[str, Any]) -> str:
+    """Row label: the experiment and the trial's sampled params without the seed (repeats share a row)."""
+    shown = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in sorted(trial["params"].items())
+             if key != "train.seed" and not key.startswith("__")]
+    label = " ".join([trial["experiment"], *shown])
+    if trial["status"] == "early_stopped":
+        label += f" [stopped@{trial['evaluations']}]"
+    elif trial["status"] != "completed":
+        label += f" [{trial['status']}]"
+    return label
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def study_table(trials: list[dict[str, Any]]) -> str:
+    """The seed-000 table over a study's trials, best dev F1 first; f1/precision/recall are test scores
+    of completed trials ('-' for trials ASHA stopped or that failed)."""
+    ordered = sorted(trials, key=lambda t: -(t.get("dev_f1") if t.get("dev_f1") is not None else -1.0))
+    rows = [{**t, "experiment": trial_label(t)} for t in ordered]
+    return comparison_table(rows, TUNE_COLUMNS)
+
+
+def plot_f1_vs_trainable(trials: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """Scatter of best dev F1 against trainable-parameter % (log x), one point per trial; None if no trial
+    reported both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(t["trainable_percent"], t["dev_f1"], t["status"]) for t in trials
+              if t.get("trainable_percent") and t.get("dev_f1") is not None]
+    if not points:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    for status, marker in (("completed", "o"), ("early_stopped", "x")):
+        chosen = [(x, y) for x, y, s in points if s == status]
+        if chosen:
+            axes.scatter(*zip(*chosen), marker=marker, label=status.replace("_", " "))
+    axes.set_xscale("log")
+    axes.set_xlabel("trainable parameters (%)")
+    axes.set_ylabel("best dev F1")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path.with_suffix(".tmp.png"))
+    plt.close(figure)
+    path.with_suffix(".tmp.png").replace(path)
+    return path
+
+
+def per_type_markdown(per_type: dict[str, dict[str, float]]) -> str:
+    """| type | precision | recall | f1 | tp | fp | fn | for one trial's scored split."""
+    lines = ["| type | precision | recall | f1 | tp | fp | fn |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, s in sorted(per_type.items()):
+        lines.append(f"| {name} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | "
+                     f"{s.get('tp', '')} | {s.get('fp', '')} | {s.get('fn', '')} |")
+    return "\n".join(lines)
+
+
+def study_markdown(results: dict[str, Any], plot: str | None) -> str:
+    """The Markdown report: the table, the plot, the best trial (config, per-type scores), every trial's end."""
+    trials = results["trials"]
+    out = [f"# Study {results['study']}", "",
+           (f"{len(trials)} trials; metric {results['metric']} ({results['mode']}); "
+            f"MLflow: {(results.get('mlflow') or {}).get('tracking_uri', 'off')}"), "",
+           "```", study_table(trials), "```", ""]
+    if plot:
+        out += [f"![best dev F1 vs trainable parameters]({plot})", ""]
+    best = results.get("best")
+    if best:
+        out += [f"## Best trial: {best['trial_id']} ({best['experiment']})", "",
+                f"dev F1 {best['dev_f1']:.4f}" + (f", test F1 {best['f1']:.4f}" if best.get("f1") is not None else ""),
+                f"; model: `{best.get('model_path') or '-'}`", "",
+                "```json", json.dumps(best["params"], indent=2, sort_keys=True), "```", ""]
+        if best.get("per_type"):
+            out += [per_type_markdown(best["per_type"]), ""]
+    out += ["## Trials", "", "| trial | experiment | status | evaluations | epochs | best dev f1 | seconds | stop reason |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for t in trials:
+        dev = "-" if t.get("dev_f1") is None else f"{t['dev_f1']:.4f}"
+        out.append(f"| {t['trial_id']} | {t['experiment']} | {t['status']} | {t['evaluations']} | {t.get('epochs') or 0:.2f} | "
+                   f"{dev} | {t.get('seconds') or 0:.0f} | {t['stop_reason']} |")
+    return "\n".join(out) + "\n"
+
+
+def write_report(output_dir: str | Path) -> tuple[str, Path]:
+    """Render results.json into report.md and the plot beside it; returns (ASCII table, report path)."""
+    output_dir = Path(output_dir)
+    results = read_results(output_dir)
+    plot = plot_f1_vs_trainable(results["trials"], output_dir / PLOT_FILE)
+    report = write_text_atomic(output_dir / REPORT_FILE, study_markdown(results, plot.name if plot else None))
+    return study_table(results["trials"]), report

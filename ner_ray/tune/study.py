@@ -1,0 +1,241 @@
+"""`python -m ner_ray.tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]`: a study on Ray Tune.
+
+Each experiment of the study is one Tune experiment (one `Tuner`, run in file order, so family fusion
+finds the adapters of the experiments before it): its `search` block is the param space, ASHA stops weak
+trials on dev F1, Optuna proposes configs, and every trial is a Ray Train run (`trial.py`). The study's
+MLflow parent run is created before any trial; each trial logs into a nested run (`tracking.py`).
+
+Files in train.output_dir (the study's defaults):
+  study.json      the study id and how it was started (what --resume continues)
+  study.yaml      every experiment's resolved config
+  tune/<study id>/<experiment>/   Tune's experiment folder (trial results, searcher state, Train runs)
+  <experiment>/[seed<k>/]model    the best trial's exported model (per seed when repeats > 1)
+  results.json    one record per trial, rewritten after each experiment; report.md and the plot
+  mlflow.db, mlartifacts/         the default MLflow store
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ner_ray.config import Study, StudyConfig, load_study
+from ner_ray.data.textio import write_text_atomic
+from ner_ray.errors import ConfigError
+from ner_ray.tune.report import RESULTS_FILE, write_report
+from ner_ray.tune.space import (
+    evaluations_per_trial,
+    make_scheduler,
+    make_searcher,
+    param_space,
+)
+from ner_ray.tune.trial import TRAIN_RUNS, run_trial
+
+STATE_FILE = "study.json"
+
+
+class StudyInterrupted(RuntimeError):
+    """Tune stopped on a signal (Ctrl-C); the state is saved and `--resume` continues the study."""
+
+TRIAL_DRIVER_CPUS = 0.01  # a trial's own actor only waits on its Ray Train run; the workers hold the CPUs
+
+
+def start_or_resume(study: Study, output_dir: Path, resume: bool) -> str:
+    """The study id: a new one (written to study.json), or with --resume the one study.json holds."""
+    state_path = output_dir / STATE_FILE
+    if resume:
+        if not state_path.is_file():
+            raise ConfigError(f"--resume: {state_path} does not exist, so there is no study to resume in "
+                              f"{output_dir} (train.output_dir); start it without --resume")
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("study") != study.name:
+            raise ConfigError(f"--resume: {state_path} belongs to study '{state.get('study')}', not '{study.name}'")
+        return state["study_id"]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    study_id = f"{study.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(state_path, json.dumps({"study": study.name, "study_id": study_id, "file": str(study.path),
+                                              "overrides": list(study.overrides)}, indent=2) + "\n")
+    resolved = {name: config.model_dump(mode="json") for name, config in study.experiments.items()}
+    write_text_atomic(output_dir / "study.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    return study_id
+
+
+def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callbacks: list, resume: bool):
+    """Fit (or, with resume, restore and finish) the Tune experiment of one study experiment; a ResultGrid."""
+    from ray import tune
+
+    experiment_path = experiment_root / name
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
+                             storage_path=str(experiment_path / TRAIN_RUNS), max_failures=config.tune.max_failures),
+        {"CPU": TRIAL_DRIVER_CPUS})
+    if resume and tune.Tuner.can_restore(str(experiment_path)):
+        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, param_space=param_space(config),
+                                   resume_unfinished=True, resume_errored=False, restart_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(config),
+            tune_config=tune.TuneConfig(
+                metric=config.tune.metric, mode=config.tune.mode, search_alg=make_searcher(config),
+                scheduler=make_scheduler(config), num_samples=config.tune.num_samples,
+                max_concurrent_trials=config.tune.max_concurrent_trials, time_budget_s=config.tune.time_budget_s),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(experiment_root), callbacks=callbacks, verbose=1,
+                # a trial that dies is started again (its Ray Train run resumes from its latest checkpoint)
+                failure_config=tune.FailureConfig(max_failures=config.tune.max_failures)),
+        )
+    return tuner.fit()
+
+
+def trial_record(result, experiment: str, config: StudyConfig, metric: str, trial_status: str = "TERMINATED") -> dict[str, Any]:
+    """One results.json record from a Tune Result (and its trial's Tune status): config, best dev metric,
+    test scores, how it ended."""
+    history = result.metrics_dataframe
+    metrics = result.metrics or {}
+    reported = [] if history is None or metric not in history else [v for v in history[metric].tolist() if v == v]
+    final = bool(metrics.get("final"))
+    if result.error is not None:
+        status, reason = "error", f"{type(result.error).__name__}: {str(result.error).splitlines()[0][:300]}"
+    elif final:
+        status, reason = "completed", "ran all its evaluations"
+    elif trial_status in ("RUNNING", "PENDING", "PAUSED"):
+        status, reason = "interrupted", "the study stopped before this trial ended; --resume continues it"
+    elif metrics:
+        status, reason = "early_stopped", f"stopped by the {config.tune.scheduler.name} scheduler"
+    else:
+        status, reason = "interrupted", "reported nothing"
+    best = (max(reported) if config.tune.mode == "max" else min(reported)) if reported else None
+    if final and metric in metrics:  # the final report carries the best checkpoint's own dev score
+        best = metrics[metric]
+    iterations = int(metrics.get("training_iteration", 0))
+    params = {k: v for k, v in (result.config or {}).items()}
+    from ner_ray.tune.trial import trial_config
+
+    resolved = trial_config(params, config)
+    return {
+        "experiment": experiment,
+        "trial_id": metrics.get("trial_id") or Path(result.path).name,
+        "params": params,
+        "seed": resolved.train.seed,
+        "family": resolved.model.family,
+        "status": status,
+        "stop_reason": reason,
+        metric: best,
+        "dev_f1": best if metric == "dev_f1" else metrics.get("dev_f1"),
+        "f1": metrics.get("f1") if final else None,
+        "precision": metrics.get("precision") if final else None,
+        "recall": metrics.get("recall") if final else None,
+        "per_type": metrics.get("per_type") if final else None,
+        "scored_split": metrics.get("scored_split") if final else None,
+        "evaluations": iterations - 1 if final else iterations,
+        "epochs": metrics.get("epoch") if not final else (history["epoch"].max() if history is not None and "epoch" in history else None),
+        "train_seconds": metrics.get("train_seconds") or metrics.get("time_total_s"),
+        "seconds": metrics.get("time_total_s"),
+        "peak_memory_mb": metrics.get("peak_memory_mb"),
+        "trainable_percent": metrics.get("trainable_percent"),
+        "resumed_from_step": metrics.get("resumed_from_step") if final else None,
+        "model_path": metrics.get("checkpoint_path") if final else None,
+        "trial_path": result.path,
+    }
+
+
+def export_best(records: list[dict[str, Any]], experiment: str, output_dir: Path, mode: str, metric: str) -> None:
+    """Copy the best completed trial's model to OUTPUT_DIR/<experiment>/model, and the best per seed to
+    OUTPUT_DIR/<experiment>/seed<k>/model (where family fusion and serving look for them)."""
+    done = [r for r in records if r["status"] == "completed" and r["model_path"] and r.get(metric) is not None]
+    if not done:
+        return
+
+    def best(rows):
+        return (max if mode == "max" else min)(rows, key=lambda r: r[metric])
+
+    targets = {output_dir / experiment / "model": best(done)}
+    seeds = sorted({r["seed"] for r in done})
+    if len(seeds) > 1:
+        targets.update({output_dir / experiment / f"seed{s}" / "model": best([r for r in done if r["seed"] == s]) for s in seeds})
+    for target, record in targets.items():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(record["model_path"], partial)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+
+
+def write_results(output_dir: Path, study: Study, study_id: str, trials: list[dict[str, Any]], tracker) -> None:
+    defaults = study.defaults
+    metric, mode = defaults.tune.metric, defaults.tune.mode
+    ranked = [t for t in trials if t.get(metric) is not None]
+    best = (max if mode == "max" else min)(ranked, key=lambda t: t[metric]) if ranked else None
+    payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
+               "experiments": list(study.experiments), "best": best, "trials": trials,
+               "mlflow": {"tracking_uri": tracker.uri, "parent_run_id": tracker.parent_id} if tracker else None}
+    write_text_atomic(output_dir / RESULTS_FILE, json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = False,
+              address: str | None = None) -> dict[str, Any]:
+    """Run (or resume) every experiment of a study; returns the results.json payload."""
+    from ner_ray.train.run import ensure_ray
+    from ner_ray.tune.tracking import StudyTracker
+
+    study = load_study(path, overrides)
+    output_dir = Path(study.defaults.train.output_dir).resolve()
+    for name, config in study.experiments.items():
+        if Path(config.train.output_dir).resolve() != output_dir:
+            raise ConfigError(f"experiment '{name}': train.output_dir {config.train.output_dir} differs from the "
+                              f"study's {study.defaults.train.output_dir}; a Tune study keeps one output folder")
+        evaluations_per_trial(config)
+    study_id = start_or_resume(study, output_dir, resume)
+    tracker = None
+    if study.defaults.tracking.enabled:  # before any trial: an unreachable server fails here
+        tracker = StudyTracker(study.defaults, output_dir, study_id, study.name)
+    ensure_ray(address or study.defaults.resources.address)
+    experiment_root = output_dir / "tune" / study_id
+    trials: list[dict[str, Any]] = []
+    status = "FAILED"
+    try:
+        for name, config in study.experiments.items():
+            callbacks = []
+            if tracker is not None:
+                from ner_ray.tune.mlflow_callback import MlflowTrialCallback
+
+                callbacks.append(MlflowTrialCallback(tracker, name, config.model_dump(mode="json")))
+            grid = tune_experiment(config, name, experiment_root, callbacks, resume)
+            statuses = [trial.status for trial in grid._experiment_analysis.trials]  # same order as the results
+            records = [trial_record(result, name, config, config.tune.metric, status)
+                       for result, status in zip(grid, statuses)]
+            export_best(records, name, output_dir, config.tune.mode, config.tune.metric)
+            trials.extend(records)
+            write_results(output_dir, study, study_id, trials, tracker)
+            if any(r["status"] == "interrupted" for r in records):
+                raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it with "
+                                       f"`python -m ner_ray.tune {study.path} --resume` (same overrides)")
+        status = "FINISHED"
+    except StudyInterrupted:
+        status = "KILLED"
+        raise
+    finally:
+        if trials:
+            table, report = write_report(output_dir)
+            print(table)
+            print(f"results: {output_dir / RESULTS_FILE}\nreport: {report}")
+        if tracker is not None:
+            tracker.finish(output_dir, status)
+            print(f"MLflow: parent run {tracker.parent_id} ({len(tracker.trial_runs())} nested trial runs) in "
+                  f"{tracker.uri}\n  view: {tracker.ui_hint}")
+    return json.loads((output_dir / RESULTS_FILE).read_text(encoding="utf-8"))

@@ -1,0 +1,120 @@
+"""The search and tune blocks as Ray Tune objects, the study report, and errors raised before any trial."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ner_ray.config import StudyConfig
+from ner_ray.errors import ConfigError
+
+
+def study(**updates) -> StudyConfig:
+    return StudyConfig().with_updates(updates)
+
+
+def test_search_block_becomes_tune_domains():
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    from ner_ray.tune.space import param_space
+
+    config = study(**{"search": {"train.lr": {"loguniform": [1e-5, 1e-3]}, "model.head.dropout": {"uniform": [0.0, 0.3]},
+                                 "train.batch_size": {"randint": [4, 17]}, "model.family": {"choice": ["token_cls", "crf"]}}})
+    space = param_space(config)
+    assert isinstance(space["train.lr"], Float) and space["train.lr"].lower == 1e-5 and space["train.lr"].upper == 1e-3
+    assert isinstance(space["model.head.dropout"], Float)
+    assert isinstance(space["train.batch_size"], Integer) and space["train.batch_size"].upper == 17
+    assert isinstance(space["model.family"], Categorical) and space["model.family"].categories == ["token_cls", "crf"]
+
+
+def test_repeats_are_a_seed_grid_without_optuna_and_a_repeater_with_it():
+    from ray.tune.search import BasicVariantGenerator, Repeater
+
+    from ner_ray.tune.space import make_searcher, param_space, trial_updates
+
+    plain = study(**{"train.repeats": 3, "train.seed": 7, "tune.searcher.name": "random"})
+    assert param_space(plain)["train.seed"] == {"grid_search": [7, 8, 9]}
+    assert isinstance(make_searcher(plain), BasicVariantGenerator)
+    searched = study(**{"train.repeats": 2, "search": {"train.lr": {"loguniform": [1e-5, 1e-3]}}})
+    assert "train.seed" not in param_space(searched)
+    assert isinstance(make_searcher(searched), Repeater)
+    assert trial_updates({"train.lr": 1e-4, "__trial_index__": 1}, searched) == {"train.lr": 1e-4, "train.seed": 43}
+
+
+def test_asha_gets_one_time_unit_per_evaluation_plus_the_final_report():
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from ner_ray.tune.space import make_scheduler
+
+    asha = make_scheduler(study(**{"train.epochs": 3, "train.evals_per_epoch": 2, "tune.scheduler.grace_period": 2, "tune.scheduler.reduction_factor": 3}))
+    assert isinstance(asha, ASHAScheduler)
+    assert asha._max_t == 7 and [rung for rung, _ in asha._brackets[0]._rungs] == [6, 2]  # rungs at grace 2 and 2 x 3
+    assert isinstance(make_scheduler(study(**{"tune.scheduler.name": "fifo"})), FIFOScheduler)
+
+
+def test_optuna_searcher_is_seeded_and_starts_from_known_points():
+    from ray.tune.search.optuna import OptunaSearch
+
+    from ner_ray.tune.space import make_searcher, param_space
+
+    config = study(**{"search": {"train.lr": {"loguniform": [1e-5, 1e-3]}},
+                      "tune.searcher": {"name": "optuna", "seed": 3, "points_to_evaluate": [{"train.lr": 2e-4}]}})
+
+    def proposals(config):
+        searcher = make_searcher(config)
+        assert isinstance(searcher, OptunaSearch)
+        searcher.set_search_properties("dev_f1", "max", param_space(config))
+        return [searcher.suggest(f"t{i}")["train.lr"] for i in range(3)]
+
+    first = proposals(config)
+    assert first[0] == 2e-4  # the known baseline comes first
+    assert proposals(config) == first  # same seed, same trials
+    assert proposals(config.with_updates({"tune.searcher.seed": 4}))[1:] != first[1:]
+
+
+def test_unreachable_tracking_server_fails_before_anything_starts(tmp_path):
+    from ner_ray.tune.tracking import StudyTracker
+
+    config = study(**{"tracking.tracking_uri": "http://127.0.0.1:9", "train.output_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"MLflow tracking server http://127.0.0.1:9 is unreachable .* tracking.enabled: false"):
+        StudyTracker(config, tmp_path, "s-1", "s")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_without_a_study_names_the_folder(tmp_path, capsys):
+    from ner_ray.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\ntrain: {{output_dir: {tmp_path / 'out'}}}\n")
+    assert main(["tune", str(path), "--resume"]) == 2
+    assert f"--resume: {tmp_path / 'out' / 'study.json'} does not exist" in capsys.readouterr().err
+
+
+def trial(trial_id, status, dev, f1=None, lr=1e-4, seed=42, trainable=1.0):
+    return {"experiment": "exp", "trial_id": trial_id, "params": {"train.lr": lr, "train.seed": seed}, "seed": seed,
+            "status": status, "stop_reason": status, "dev_f1": dev, "f1": f1, "precision": f1, "recall": f1,
+            "per_type": {"Disease": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1}} if f1 else None,
+            "evaluations": 2, "epochs": 1.0, "train_seconds": 10.0, "seconds": 12.0, "peak_memory_mb": 100.0,
+            "trainable_percent": trainable, "model_path": None}
+
+
+def test_report_renders_from_results_json_alone(tmp_path, capsys):
+    from ner_ray.cli import main
+
+    trials = [trial("a", "completed", 0.6, 0.55, seed=42), trial("b", "completed", 0.62, 0.57, seed=43),
+              trial("c", "early_stopped", 0.2, lr=1e-2, trainable=2.0), trial("d", "error", None, lr=5e-2)]
+    results = {"study": "s", "study_id": "s-1", "metric": "dev_f1", "mode": "max", "experiments": ["exp"],
+               "best": {**trials[1]}, "trials": trials, "mlflow": None}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("exp ")][1:]  # after the header
+    # the two seeds of one config share a row (mean ± std); a stopped trial has no test scores
+    assert rows[0].startswith("exp lr=0.0001 (n=2)") and "0.5600 ± 0.0141" in rows[0]
+    assert rows[1].startswith("exp lr=0.01 [stopped@2]") and " - " in rows[1]
+    assert rows[2].startswith("exp lr=0.05 [error]")
+    report = (tmp_path / "report.md").read_text()
+    assert "![best dev F1 vs trainable parameters](f1_vs_trainable.png)" in report
+    assert "| Disease | 0.5000 |" in report
+    assert (tmp_path / "f1_vs_trainable.png").read_bytes().startswith(b"\x89PNG")

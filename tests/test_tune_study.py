@@ -1,0 +1,171 @@
+"""`python -m ner_ray.tune` end to end on a tiny BERT: ASHA + Optuna trials as Ray Train runs, a worker killed
+mid-trial, results.json, the report, MLflow parent and nested runs (local SQLite store and a real
+`mlflow server`), and an interrupted study finished by --resume with no trial run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import kill_worker_after_first_checkpoint, local_ray, wait_for_http
+from test_families import build_tiny_bert
+
+from ner_ray.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def write_study(folder: Path, model: Path, scheduler: str, extra: str = "") -> Path:
+    path = folder / "study.yaml"
+    path.write_text(f"""\
+name: tiny_search
+data: {{corpus: demo, max_length: 64}}
+model: {{name: {model}, lora: {{r: 4, alpha: 8}}}}
+train: {{epochs: 3, evals_per_epoch: 2, batch_size: 8, lr: 1.0e-3, precision: fp32, output_dir: {folder / 'out'}}}
+search:
+  train.lr: {{loguniform: [1.0e-4, 1.0e-2]}}
+  model.lora.r: {{choice: [2, 4]}}
+tune:
+  num_samples: 3
+  max_concurrent_trials: 1
+  max_failures: 1
+  scheduler: {{name: {scheduler}, grace_period: 2, reduction_factor: 2}}
+  searcher: {{name: optuna, seed: 0, points_to_evaluate: [{{train.lr: 1.0e-3, model.lora.r: 4}}]}}
+{extra}""")
+    return path
+
+
+def mlflow_runs(uri: str, experiment: str = "tiny_search"):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("ner_ray.role") == "study"]
+    trials = [r for r in runs if r.data.tags.get("ner_ray.role") == "trial"]
+    return client, parents, trials
+
+
+def test_study_with_asha_and_a_killed_worker(tiny, tmp_path, capsys):
+    study = write_study(tmp_path, tiny, "asha")
+    out = tmp_path / "out"
+    killed: list[int] = []
+    stop = threading.Event()
+    env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+    with local_ray(env):
+        # the first trial's worker dies after its first checkpoint; FailureConfig restarts it from there
+        killer = threading.Thread(target=kill_worker_after_first_checkpoint, daemon=True,
+                                  args=(out / "tune", killed, stop, "*/tiny_search/train/*/checkpoint_manager_snapshot.json"))
+        killer.start()
+        try:
+            assert main(["tune", str(study)]) == 0
+        finally:
+            stop.set()
+            killer.join()
+    printed = capsys.readouterr().out
+    assert "exp " in printed and "| dev f1 |" in printed and "MLflow: parent run" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    trials = results["trials"]
+    assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
+    assert {t["status"] for t in trials} <= {"completed", "early_stopped"}
+    first = trials[0]
+    assert first["params"] == {"train.lr": 1e-3, "model.lora.r": 4}  # the known point runs first
+    assert first["status"] == "completed" and 0 <= first["f1"] <= 1 and first["evaluations"] == 6
+    assert len(killed) == 1 and first["resumed_from_step"] > 0  # killed mid-trial, resumed, completed
+    assert (out / "tiny_search" / "model" / "ner_ray.json").is_file()  # the best trial's model, exported
+    assert results["best"]["dev_f1"] == max(t["dev_f1"] for t in trials)
+
+    client, parents, nested = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}")
+    assert len(parents) == 1 and len(nested) == 3
+    assert {r.data.tags["mlflow.parentRunId"] for r in nested} == {parents[0].info.run_id}
+    assert {r.data.tags["ner_ray.trial_id"] for r in nested} == {t["trial_id"] for t in trials}
+    run = next(r for r in nested if r.data.tags["ner_ray.trial_id"] == first["trial_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["family"] == "token_cls" and run.data.tags["corpus"] == "demo"
+    assert run.data.params["model.lora.r"] == "4" and run.data.params["train.epochs"] == "3"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_f1")] == list(range(1, 8))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "model", "predictions.pubtator", "per_type.md", "learning_curve.png"} <= artifacts
+    assert {a.path for a in client.list_artifacts(parents[0].info.run_id)} >= {"results.json", "report.md", "f1_vs_trainable.png"}
+
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text().startswith("# Study tiny_search")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on loopback, with its own SQLite store and artifact folder."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=(tmp_path / "mlflow_server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    wait_for_http(uri + "/health", server, tmp_path / "mlflow_server.log")
+    yield uri
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path, mlflow_server):
+    study = write_study(tmp_path, tiny, "fifo")
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+    command = [sys.executable, "-m", "ner_ray.tune", str(study), f"tracking.tracking_uri={mlflow_server}"]
+    driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finished = _wait_for_final_reports(out, 1, driver, timeout_s=400)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and the driver stops
+    log, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 130, log[-3000:]
+    assert "--resume" in log
+
+    resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}
+    assert len({t["trial_id"] for t in trials}) == 3
+
+    client, parents, nested = mlflow_runs(mlflow_server)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.tags["ner_ray.trial_id"] for r in nested) == sorted(t["trial_id"] for t in trials)
+    for trial_id in finished:  # finished before the interruption: trained once, logged once
+        run = next(r for r in nested if r.data.tags["ner_ray.trial_id"] == trial_id)
+        assert len(client.get_metric_history(run.info.run_id, "f1")) == 1
+        assert len(list((out / "tune").glob(f"*/tiny_search/train/train-{trial_id}"))) == 1
+    assert len(list((out / "tune").glob("*/tiny_search/train/train-*"))) == 3
+
+
+def _wait_for_final_reports(out: Path, count: int, driver: subprocess.Popen, timeout_s: float) -> list[str]:
+    """Trial ids whose final report reached Tune (its result.json), once `count` of them did."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if driver.poll() is not None:
+            pytest.fail(f"the study ended before it could be interrupted:\n{driver.stdout.read()[-3000:]}")
+        done = [path.parent.name.split("_")[2] for path in (out / "tune").glob("*/tiny_search/run_trial_*/result.json")
+                if '"final": true' in path.read_text()]
+        if len(done) >= count:
+            return done
+        time.sleep(0.2)
+    driver.kill()
+    pytest.fail(f"no trial finished within {timeout_s} s")
