@@ -176,3 +176,11 @@ def test_failure_config_recovers_from_a_killed_worker(ray_session, tiny, tmp_pat
     assert metrics["resumed_from_step"] in (2, 4, 6, 8, 10)
     last, reported = step_checkpoints(result)[-1]
     assert [step for step, _ in evaluations(last)] == list(range(2, reported["step"] + 1, 2))
+
+
+def test_crf_family_trains_on_two_ddp_workers(ray_session, tiny, tmp_path):
+    """The CRF head sits outside the encoder forward: under DDP the family must reach it through the wrapper."""
+    from ner_ray.train.run import fit_experiment
+
+    config = tiny_study(tiny, tmp_path, **DDP, **{"model.family": "crf"})
+    assert_final_metrics(fit_experiment(config, "crf-ddp", tmp_path))

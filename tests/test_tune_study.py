@@ -133,15 +133,20 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
     out = tmp_path / "out"
     env = {**os.environ, "RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
     command = [sys.executable, "-m", "ner_ray.tune", str(study), f"tracking.tracking_uri={mlflow_server}"]
-    driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    finished = _wait_for_final_reports(out, 1, driver, timeout_s=400)
-    driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and the driver stops
-    log, _ = driver.communicate(timeout=300)
+    log_path = tmp_path / "driver.log"
+    with log_path.open("w") as log_file:  # a file, not a pipe: a full pipe would block the driver's prints
+        driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        finished = _wait_for_final_reports(out, 1, driver, log_path, timeout_s=600)
+        driver.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and the driver stops
+        driver.wait(timeout=300)
+    log = log_path.read_text()
     assert driver.returncode == 130, log[-3000:]
     assert "--resume" in log
 
-    resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    with (tmp_path / "resumed.log").open("w") as log_file:
+        resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                 timeout=900, check=False)
+    assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-3000:]
     trials = json.loads((out / "results.json").read_text())["trials"]
     assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}
     assert len({t["trial_id"] for t in trials}) == 3
@@ -156,12 +161,12 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
     assert len(list((out / "tune").glob("*/tiny_search/train/train-*"))) == 3
 
 
-def _wait_for_final_reports(out: Path, count: int, driver: subprocess.Popen, timeout_s: float) -> list[str]:
+def _wait_for_final_reports(out: Path, count: int, driver: subprocess.Popen, log: Path, timeout_s: float) -> list[str]:
     """Trial ids whose final report reached Tune (its result.json), once `count` of them did."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if driver.poll() is not None:
-            pytest.fail(f"the study ended before it could be interrupted:\n{driver.stdout.read()[-3000:]}")
+            pytest.fail(f"the study ended before it could be interrupted:\n{log.read_text()[-3000:]}")
         done = [path.parent.name.split("_")[2] for path in (out / "tune").glob("*/tiny_search/run_trial_*/result.json")
                 if '"final": true' in path.read_text()]
         if len(done) >= count:

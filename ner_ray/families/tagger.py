@@ -40,13 +40,22 @@ class TaggerModel(nn.Module):
             self.crf = None
         self.sentence_head = nn.Linear(hidden, sentence_classes) if sentence_classes else None
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, **_: Any) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids, attention_mask, token_type_ids=None, crf_labels=None, label_mask=None,
+                **_: Any) -> dict[str, torch.Tensor]:
+        """Logits (and sentence logits); with a CRF and `crf_labels`, also `crf_nll`, the mean negative
+        log-likelihood of the tags at the `label_mask` positions (computed here, inside forward, so that
+        DistributedDataParallel sees the CRF parameters used)."""
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         hidden = self.dropout(hidden)
         outputs = {"logits": self.classifier(hidden)}
         if self.sentence_head is not None:
             outputs["sentence_logits"] = self.sentence_head(hidden[:, 0])
+        if self.crf is not None and crf_labels is not None:
+            mask = label_mask.bool()
+            emissions, packed_mask = pack(outputs["logits"].float(), mask)
+            tags, _ = pack(crf_labels, mask, fill=0)
+            outputs["crf_nll"] = -self.crf(emissions, tags, mask=packed_mask, reduction="mean")
         return outputs
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
@@ -56,6 +65,26 @@ class TaggerModel(nn.Module):
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         """Called by HF Trainer when train.gradient_checkpointing is on."""
         self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+
+
+def pack(values: torch.Tensor, mask: torch.Tensor, fill: float | int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move the masked positions of each row to its front: (packed values, packed mask)."""
+    lengths = mask.sum(1)
+    width = max(int(lengths.max()), 1)
+    # A stable sort on "not masked" puts masked positions first, in their original order.
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
+    index = order if values.dim() == 2 else order.unsqueeze(-1).expand(-1, -1, values.size(-1))
+    packed = values.gather(1, index)
+    packed_mask = torch.arange(width, device=mask.device).unsqueeze(0) < lengths.unsqueeze(1)
+    packed_mask[:, 0] = True  # torchcrf needs the first step on; a row without tags then scores one "O"
+    if values.dim() == 2:
+        packed = packed.masked_fill(~packed_mask, fill)
+    return packed, packed_mask
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself under a DistributedDataParallel (or DeepSpeed) wrapper, for its heads' attributes."""
+    return getattr(model, "module", model)
 
 
 def load_encoder(config: StudyConfig) -> nn.Module:

@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ner_ray.config import StudyConfig
 from ner_ray.families import peft as peft_seam
+from ner_ray.families.tagger import unwrap
 from ner_ray.train.accounting import peak_memory_mb
 from ner_ray.train.predict import decode_batch
 
@@ -42,7 +43,7 @@ class NerTrainer(Trainer):
             loss, outputs = self.family.loss(model, inputs)
         if prediction_loss_only:
             return loss.detach(), None, None
-        return loss.detach(), decode_batch(self.family, _unwrap(model), outputs, inputs), inputs.get("labels")
+        return loss.detach(), decode_batch(self.family, unwrap(model), outputs, inputs), inputs.get("labels")
 
     def _get_eval_sampler(self, eval_dataset):
         # HF groups evaluation batches by length too when train_sampling_strategy is group_by_length, which
@@ -70,10 +71,6 @@ class NerTrainer(Trainer):
                 **kwargs,
             )
         return self.optimizer
-
-
-def _unwrap(model):
-    return getattr(model, "module", model)
 
 
 def precision_flags(precision: str) -> dict[str, bool]:
@@ -177,7 +174,7 @@ class UnfreezeCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.done or state.epoch is None or int(round(state.epoch)) < int(args.num_train_epochs) - 1:
             return
-        encoder = _unwrap(model).encoder
+        encoder = unwrap(model).encoder
         newly = peft_seam.unfreeze_base(encoder)
         if newly:
             target = getattr(optimizer, "optimizer", optimizer)

@@ -96,6 +96,19 @@ def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callb
     return tuner.fit()
 
 
+def saved_statuses(experiment_path: Path) -> dict[str, str]:
+    """Trial id -> status in Tune's saved experiment state: after Ctrl-C the trials it will resume are
+    RUNNING / PENDING / PAUSED there (in memory Tune has already stopped them)."""
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id: trial.status for trial in ExperimentAnalysis(str(experiment_path)).trials}
+
+
+def _trial_id(trial_path: str | None) -> str:
+    """The id in a trial folder name (run_trial_<id>_<n>_<params>_<date>)."""
+    return Path(trial_path or "").name.split("_")[2] if trial_path and Path(trial_path).name.count("_") >= 2 else ""
+
+
 def trial_record(result, experiment: str, config: StudyConfig, metric: str, trial_status: str = "TERMINATED") -> dict[str, Any]:
     """One results.json record from a Tune Result (and its trial's Tune status): config, best dev metric,
     test scores, how it ended."""
@@ -109,7 +122,7 @@ def trial_record(result, experiment: str, config: StudyConfig, metric: str, tria
         status, reason = "completed", "ran all its evaluations"
     elif trial_status in ("RUNNING", "PENDING", "PAUSED"):
         status, reason = "interrupted", "the study stopped before this trial ended; --resume continues it"
-    elif metrics:
+    elif metrics.get("training_iteration"):
         status, reason = "early_stopped", f"stopped by the {config.tune.scheduler.name} scheduler"
     else:
         status, reason = "interrupted", "reported nothing"
@@ -123,7 +136,7 @@ def trial_record(result, experiment: str, config: StudyConfig, metric: str, tria
     resolved = trial_config(params, config)
     return {
         "experiment": experiment,
-        "trial_id": metrics.get("trial_id") or Path(result.path).name,
+        "trial_id": metrics.get("trial_id") or _trial_id(result.path),
         "params": params,
         "seed": resolved.train.seed,
         "family": resolved.model.family,
@@ -140,6 +153,8 @@ def trial_record(result, experiment: str, config: StudyConfig, metric: str, tria
         "epochs": metrics.get("epoch") if not final else (history["epoch"].max() if history is not None and "epoch" in history else None),
         "train_seconds": metrics.get("train_seconds") or metrics.get("time_total_s"),
         "seconds": metrics.get("time_total_s"),
+        # trial start -> first report: Ray Train start-up, data loading and the first evaluation interval
+        "first_report_seconds": float(history["time_total_s"].iloc[0]) if history is not None and len(history) else None,
         "peak_memory_mb": metrics.get("peak_memory_mb"),
         "trainable_percent": metrics.get("trainable_percent"),
         "resumed_from_step": metrics.get("resumed_from_step") if final else None,
@@ -216,9 +231,10 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
 
                 callbacks.append(MlflowTrialCallback(tracker, name, config.model_dump(mode="json")))
             grid = tune_experiment(config, name, experiment_root, callbacks, resume)
-            statuses = [trial.status for trial in grid._experiment_analysis.trials]  # same order as the results
-            records = [trial_record(result, name, config, config.tune.metric, status)
-                       for result, status in zip(grid, statuses)]
+            statuses = saved_statuses(experiment_root / name)
+            records = [trial_record(result, name, config, config.tune.metric,
+                                    statuses.get((result.metrics or {}).get("trial_id") or _trial_id(result.path), "TERMINATED"))
+                       for result in grid]
             export_best(records, name, output_dir, config.tune.mode, config.tune.metric)
             trials.extend(records)
             write_results(output_dir, study, study_id, trials, tracker)
