@@ -20,6 +20,10 @@ node2_cpus=${NER_RAY_NODE2_CPUS:-1}
 output=$(realpath -m "${NER_RAY_JOB_OUTPUT:-runs/two_nodes}")
 temp=$(mktemp -d /tmp/ner_ray_two_nodes.XXXX)
 export RAY_TRAIN_V2_ENABLED=1
+# Ray's token authentication: both nodes, the CLI and the job client use the token in ~/.ray/auth_token
+# (generated on first use).
+export RAY_AUTH_MODE=token
+ray get-auth-token --generate > /dev/null
 
 stop_nodes() {
   for pid in ${node2_pid:-} ${head_pid:-}; do kill -TERM -- "-$pid" 2>/dev/null || true; done
@@ -35,17 +39,27 @@ setsid ray start --head --block --port "$port" --num-cpus "$head_cpus" --include
   --dashboard-host 127.0.0.1 --dashboard-port "$dashboard_port" --node-ip-address 127.0.0.1 \
   --temp-dir "$temp" --disable-usage-stats > "$temp/head.log" 2>&1 &
 head_pid=$!
-for _ in $(seq 120); do ray status --address "127.0.0.1:$port" > /dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 120); do
+  kill -0 "$head_pid" 2> /dev/null || { echo "the head failed to start:"; tail -20 "$temp/head.log"; exit 1; }
+  ray status --address "127.0.0.1:$port" > /dev/null 2>&1 && break
+  sleep 1
+done
 setsid ray start --block --address "127.0.0.1:$port" --num-cpus "$node2_cpus" --resources '{"node2": 1}' \
   --node-ip-address 127.0.0.1 --disable-usage-stats > "$temp/node2.log" 2>&1 &
 node2_pid=$!
-for _ in $(seq 120); do
-  [ "$(ray list nodes --address "127.0.0.1:$port" --filter state=ALIVE 2>/dev/null | grep -c ALIVE)" -ge 2 ] && break
+alive=0
+for _ in $(seq 60); do
+  kill -0 "$node2_pid" 2> /dev/null || { echo "node 2 failed to start:"; tail -20 "$temp/node2.log"; exit 1; }
+  alive=$(ray list nodes --address "127.0.0.1:$port" --filter state=ALIVE 2> /dev/null | grep -c ALIVE || true)
+  [ "$alive" -ge 2 ] && break
   sleep 1
 done
+[ "$alive" -ge 2 ] || { echo "the second node did not join"; tail -20 "$temp/node2.log"; exit 1; }
 ray status --address "127.0.0.1:$port"
 
 mkdir -p "$output"
-ray job submit --address "http://127.0.0.1:$dashboard_port" --runtime-env cluster/runtime_env.yaml \
-  --working-dir "$repo" -- \
-  python -m ner_ray.tune "$study" "train.output_dir=$output" "$@"
+# Both nodes share this machine's Python environment and files, so the job needs no working_dir upload
+# (on a real cluster, pass --runtime-env cluster/runtime_env.yaml instead).
+ray job submit --address "http://127.0.0.1:$dashboard_port" \
+  --runtime-env-json '{"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}' -- \
+  python -m ner_ray.tune "$(realpath "$study")" "train.output_dir=$output" "$@"
