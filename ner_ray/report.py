@@ -16,7 +16,8 @@ COLUMNS = (("f1", "f1", 4), ("precision", "precision", 4), ("recall", "recall", 
 
 
 # A Tune study shows each trial's best dev F1 too, and its wall seconds (a stopped trial has no train_seconds).
-TUNE_COLUMNS = (("dev f1", "dev_f1", 4), *COLUMNS[:3], ("sec", "seconds", 1), *COLUMNS[4:])
+TUNE_COLUMNS = (("dev f1", "dev_f1", 4),
+                *(("sec", "seconds", 1) if key == "train_seconds" else (title, key, digits) for title, key, digits in COLUMNS))
 
 
 def _cell(values: list[float | None], digits: int) -> str:

@@ -29,6 +29,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from ner_ray.data.pubtator import format_pubtator
     from ner_ray.families.base import FAMILIES
     from ner_ray.families.models import resolve_model
+    from ner_ray.metrics import evaluate_entities
     from ner_ray.train.accounting import (
         Stopwatch,
         ThroughputMeter,
@@ -131,7 +132,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     trainer.compute_metrics = None  # its metrics are the dev split's; the scored split is scored below
     ids, extra = split_predictions(trainer.predict([e.features for e in scored.examples]).predictions)
     predicted = predicted_documents(scored.documents, scored.examples, ids, data.labels, scheme)
-    scores = score(scored.documents, scored.examples, ids, data.labels, scheme)
+    scores = evaluate_entities(scored.documents, predicted)
     final.update(extra_metrics(family, extra, scored.examples))
     final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
     final["scored_split"] = config.data.test_split if test_split is not None else config.data.dev_split

@@ -6,7 +6,6 @@ experiment state and a resumed study unpickles them.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ class MlflowTrialCallback(Callback):
             run_id, created = self.tracker.trial_run(trial.trial_id, f"{self.experiment}-{trial.trial_id}", tags)
             if created:
                 self.tracker.log_params(run_id, config)
-                self.tracker.log_yaml(run_id, "config.yaml", config.model_dump(mode="json"))
-                self.tracker.log_text(run_id, "params.json", json.dumps(trial.config, indent=2, default=str))
+                self.tracker.client.log_dict(run_id, config.model_dump(mode="json"), "config.yaml")
+                self.tracker.client.log_dict(run_id, trial.config, "params.json")
             self.tracker.client.update_run(run_id, status="RUNNING")
             self.runs[trial.trial_id] = run_id
         return self.runs[trial.trial_id]
@@ -66,7 +65,7 @@ class MlflowTrialCallback(Callback):
                 if predictions.is_file():
                     client.log_artifact(run_id, str(predictions))
             if result.get("per_type"):
-                self.tracker.log_text(run_id, "per_type.md", per_type_markdown(result["per_type"]) + "\n")
+                client.log_text(run_id, per_type_markdown(result["per_type"]) + "\n", "per_type.md")
             client.set_tag(run_id, "stop_reason", "completed")
         else:
             client.set_tag(run_id, "stop_reason", "early_stopped")

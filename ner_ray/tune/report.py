@@ -46,7 +46,7 @@ def _short(value: Any) -> str:
 def study_table(trials: list[dict[str, Any]]) -> str:
     """The seed-000 table over a study's trials, best dev F1 first; f1/precision/recall are test scores
     of completed trials ('-' for trials ASHA stopped or that failed)."""
-    ordered = sorted(trials, key=lambda t: -(t.get("dev_f1") if t.get("dev_f1") is not None else -1.0))
+    ordered = sorted(trials, key=lambda t: t["dev_f1"] if t.get("dev_f1") is not None else float("-inf"), reverse=True)
     rows = [{**t, "experiment": trial_label(t)} for t in ordered]
     return comparison_table(rows, TUNE_COLUMNS)
 

@@ -30,21 +30,21 @@ from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
 from ner_ray.tune.report import RESULTS_FILE, write_report
-from ner_ray.tune.space import (
-    evaluations_per_trial,
-    make_scheduler,
-    make_searcher,
-    param_space,
-)
-from ner_ray.tune.trial import TRAIN_RUNS, run_trial
+from ner_ray.tune.space import make_scheduler, make_searcher, param_space
+from ner_ray.tune.trial import TRAIN_RUNS, run_trial, trial_config
 
 STATE_FILE = "study.json"
+TRIAL_DRIVER_CPUS = 0.01  # a trial's own actor only waits on its Ray Train run; the workers hold the CPUs
 
 
 class StudyInterrupted(RuntimeError):
     """Tune stopped on a signal (Ctrl-C); the state is saved and `--resume` continues the study."""
 
-TRIAL_DRIVER_CPUS = 0.01  # a trial's own actor only waits on its Ray Train run; the workers hold the CPUs
+
+def best_of(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    """The row with the best `metric` (max or min) among those that have it; None if none has."""
+    ranked = [row for row in rows if row.get(metric) is not None]
+    return (max if mode == "max" else min)(ranked, key=lambda row: row[metric]) if ranked else None
 
 
 def start_or_resume(study: Study, output_dir: Path, resume: bool) -> str:
@@ -104,14 +104,21 @@ def saved_statuses(experiment_path: Path) -> dict[str, str]:
     return {trial.trial_id: trial.status for trial in ExperimentAnalysis(str(experiment_path)).trials}
 
 
-def _trial_id(trial_path: str | None) -> str:
-    """The id in a trial folder name (run_trial_<id>_<n>_<params>_<date>)."""
-    return Path(trial_path or "").name.split("_")[2] if trial_path and Path(trial_path).name.count("_") >= 2 else ""
+def result_trial_id(result) -> str:
+    """A Tune Result's trial id: from its metrics, or (a trial that reported nothing) its folder name
+    run_trial_<id>_<n>_<params>_<date>."""
+    if (result.metrics or {}).get("trial_id"):
+        return result.metrics["trial_id"]
+    parts = Path(result.path or "").name.split("_")
+    return parts[2] if len(parts) > 2 else ""
 
 
-def trial_record(result, experiment: str, config: StudyConfig, metric: str, trial_status: str = "TERMINATED") -> dict[str, Any]:
-    """One results.json record from a Tune Result (and its trial's Tune status): config, best dev metric,
+def trial_record(result, experiment: str, config: StudyConfig, statuses: dict[str, str]) -> dict[str, Any]:
+    """One results.json record from a Tune Result (and the saved Tune statuses): config, best dev metric,
     test scores, how it ended."""
+    metric, mode = config.tune.metric, config.tune.mode
+    trial_id = result_trial_id(result)
+    trial_status = statuses.get(trial_id, "TERMINATED")
     history = result.metrics_dataframe
     metrics = result.metrics or {}
     reported = [] if history is None or metric not in history else [v for v in history[metric].tolist() if v == v]
@@ -126,17 +133,15 @@ def trial_record(result, experiment: str, config: StudyConfig, metric: str, tria
         status, reason = "early_stopped", f"stopped by the {config.tune.scheduler.name} scheduler"
     else:
         status, reason = "interrupted", "reported nothing"
-    best = (max(reported) if config.tune.mode == "max" else min(reported)) if reported else None
+    best = (max(reported) if mode == "max" else min(reported)) if reported else None
     if final and metric in metrics:  # the final report carries the best checkpoint's own dev score
         best = metrics[metric]
     iterations = int(metrics.get("training_iteration", 0))
-    params = {k: v for k, v in (result.config or {}).items()}
-    from ner_ray.tune.trial import trial_config
-
+    params = dict(result.config or {})
     resolved = trial_config(params, config)
     return {
         "experiment": experiment,
-        "trial_id": metrics.get("trial_id") or _trial_id(result.path),
+        "trial_id": trial_id,
         "params": params,
         "seed": resolved.train.seed,
         "family": resolved.model.family,
@@ -150,7 +155,7 @@ def trial_record(result, experiment: str, config: StudyConfig, metric: str, tria
         "per_type": metrics.get("per_type") if final else None,
         "scored_split": metrics.get("scored_split") if final else None,
         "evaluations": iterations - 1 if final else iterations,
-        "epochs": metrics.get("epoch") if not final else (history["epoch"].max() if history is not None and "epoch" in history else None),
+        "epochs": history["epoch"].max() if history is not None and "epoch" in history else metrics.get("epoch"),
         "train_seconds": metrics.get("train_seconds") or metrics.get("time_total_s"),
         "seconds": metrics.get("time_total_s"),
         # trial start -> first report: Ray Train start-up, data loading and the first evaluation interval
@@ -169,14 +174,11 @@ def export_best(records: list[dict[str, Any]], experiment: str, output_dir: Path
     done = [r for r in records if r["status"] == "completed" and r["model_path"] and r.get(metric) is not None]
     if not done:
         return
-
-    def best(rows):
-        return (max if mode == "max" else min)(rows, key=lambda r: r[metric])
-
-    targets = {output_dir / experiment / "model": best(done)}
+    targets = {output_dir / experiment / "model": best_of(done, metric, mode)}
     seeds = sorted({r["seed"] for r in done})
     if len(seeds) > 1:
-        targets.update({output_dir / experiment / f"seed{s}" / "model": best([r for r in done if r["seed"] == s]) for s in seeds})
+        targets.update({output_dir / experiment / f"seed{s}" / "model": best_of([r for r in done if r["seed"] == s], metric, mode)
+                        for s in seeds})
     for target, record in targets.items():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -185,15 +187,14 @@ def export_best(records: list[dict[str, Any]], experiment: str, output_dir: Path
         partial.rename(target)
 
 
-def write_results(output_dir: Path, study: Study, study_id: str, trials: list[dict[str, Any]], tracker) -> None:
-    defaults = study.defaults
-    metric, mode = defaults.tune.metric, defaults.tune.mode
-    ranked = [t for t in trials if t.get(metric) is not None]
-    best = (max if mode == "max" else min)(ranked, key=lambda t: t[metric]) if ranked else None
+def write_results(output_dir: Path, study: Study, study_id: str, trials: list[dict[str, Any]], tracker) -> dict[str, Any]:
+    """Write results.json (atomically) and return its payload."""
+    metric, mode = study.defaults.tune.metric, study.defaults.tune.mode
     payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
-               "experiments": list(study.experiments), "best": best, "trials": trials,
+               "experiments": list(study.experiments), "best": best_of(trials, metric, mode), "trials": trials,
                "mlflow": {"tracking_uri": tracker.uri, "parent_run_id": tracker.parent_id} if tracker else None}
     write_text_atomic(output_dir / RESULTS_FILE, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    return payload
 
 
 def _json_default(value: Any) -> Any:
@@ -214,7 +215,6 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
         if Path(config.train.output_dir).resolve() != output_dir:
             raise ConfigError(f"experiment '{name}': train.output_dir {config.train.output_dir} differs from the "
                               f"study's {study.defaults.train.output_dir}; a Tune study keeps one output folder")
-        evaluations_per_trial(config)
     study_id = start_or_resume(study, output_dir, resume)
     tracker = None
     if study.defaults.tracking.enabled:  # before any trial: an unreachable server fails here
@@ -222,6 +222,7 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
     ensure_ray(address or study.defaults.resources.address)
     experiment_root = output_dir / "tune" / study_id
     trials: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {}
     status = "FAILED"
     try:
         for name, config in study.experiments.items():
@@ -232,12 +233,10 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
                 callbacks.append(MlflowTrialCallback(tracker, name, config.model_dump(mode="json")))
             grid = tune_experiment(config, name, experiment_root, callbacks, resume)
             statuses = saved_statuses(experiment_root / name)
-            records = [trial_record(result, name, config, config.tune.metric,
-                                    statuses.get((result.metrics or {}).get("trial_id") or _trial_id(result.path), "TERMINATED"))
-                       for result in grid]
+            records = [trial_record(result, name, config, statuses) for result in grid]
             export_best(records, name, output_dir, config.tune.mode, config.tune.metric)
             trials.extend(records)
-            write_results(output_dir, study, study_id, trials, tracker)
+            payload = write_results(output_dir, study, study_id, trials, tracker)
             if any(r["status"] == "interrupted" for r in records):
                 raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it with "
                                        f"`python -m ner_ray.tune {study.path} --resume` (same overrides)")
@@ -254,4 +253,4 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
             tracker.finish(output_dir, status)
             print(f"MLflow: parent run {tracker.parent_id} ({len(tracker.trial_runs())} nested trial runs) in "
                   f"{tracker.uri}\n  view: {tracker.ui_hint}")
-    return json.loads((output_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+    return payload

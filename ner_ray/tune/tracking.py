@@ -10,11 +10,8 @@ only the sampled params and new runs on resume, which is why this module exists.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ner_ray.config import StudyConfig
 from ner_ray.errors import ConfigError
@@ -22,6 +19,7 @@ from ner_ray.errors import ConfigError
 STUDY_TAG = "ner_ray.study_id"
 TRIAL_TAG = "ner_ray.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "ner_ray.role"  # "study" (the parent run) or "trial" (a nested run)
 MLFLOW_DB = "mlflow.db"
 
 
@@ -67,12 +65,12 @@ class StudyTracker:
         self.study_id = study_id
         self.experiment_id = self._experiment(config.tracking.experiment_name or study_name, output_dir)
         found = self.client.search_runs([self.experiment_id], f"tags.`{STUDY_TAG}` = '{study_id}' and "
-                                        f"tags.`ner_ray.role` = 'study'", max_results=1)
+                                        f"tags.`{ROLE_TAG}` = 'study'", max_results=1)
         if found:
             self.parent_id = found[0].info.run_id
         else:
             run = self.client.create_run(self.experiment_id, run_name=study_name,
-                                         tags={STUDY_TAG: study_id, "ner_ray.role": "study"})
+                                         tags={STUDY_TAG: study_id, ROLE_TAG: "study"})
             self.parent_id = run.info.run_id
             self.log_params(self.parent_id, config)
         self.client.update_run(self.parent_id, status="RUNNING")
@@ -105,15 +103,6 @@ class StudyTracker:
         for start in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[start:start + 100])
 
-    def log_yaml(self, run_id: str, name: str, payload: Any) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, name)
-            path.write_text(yaml.safe_dump(payload, sort_keys=False), encoding="utf-8")
-            self.client.log_artifact(run_id, str(path))
-
-    def log_text(self, run_id: str, name: str, text: str) -> None:
-        self.client.log_text(run_id, text, name)
-
     def trial_run(self, trial_id: str, name: str, tags: dict[str, str]) -> tuple[str, bool]:
         """The nested run of a trial: (run id, created now). A resumed study finds the run it made before."""
         found = self.client.search_runs([self.experiment_id], f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
@@ -121,7 +110,7 @@ class StudyTracker:
         if found:
             return found[0].info.run_id, False
         run = self.client.create_run(self.experiment_id, run_name=name, tags={
-            **tags, TRIAL_TAG: trial_id, STUDY_TAG: self.study_id, PARENT_TAG: self.parent_id, "ner_ray.role": "trial"})
+            **tags, TRIAL_TAG: trial_id, STUDY_TAG: self.study_id, PARENT_TAG: self.parent_id, ROLE_TAG: "trial"})
         return run.info.run_id, True
 
     def trial_runs(self) -> list:
