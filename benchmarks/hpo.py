@@ -3,7 +3,7 @@
 with minilm-l6 LoRA; best dev F1, total trial-epochs and wall time of each. Also Tune's per-trial overhead
 (trial start -> first report) from a study of near-empty trials.
 
-    python benchmarks/hpo.py --data-dir ../shared/data [--subsample N] [--epochs 3] [--samples 8]
+    python benchmarks/hpo.py --data-dir ../shared/data [--subsample N] [--epochs 3] [--samples 8] [--concurrency 2]
     python benchmarks/hpo.py --overhead-only
 
 Target: ASHA + Optuna within 0.01 dev F1 of the grid's best with <= 35% of its trial-epochs.
@@ -35,10 +35,11 @@ def study_file(folder: Path, name: str, body: dict) -> Path:
 
 def base(args, output_dir: Path) -> dict:
     return {
-        "data": {"corpus": "ncbi_disease", "max_length": args.max_length, "subsample": args.subsample},
+        "data": {"corpus": "ncbi_disease", "max_length": args.max_length, "subsample": args.subsample,
+                 "test_split": "test" if args.test else None},
         "model": {"name": "minilm-l6", "lora": {"r": 8, "alpha": 16, "dropout": 0.1}, "head": {"lr_multiplier": 10.0}},
         "train": {"epochs": args.epochs, "batch_size": 16, "evals_per_epoch": 1, "output_dir": str(output_dir)},
-        "resources": {"cpus_per_worker": 1},
+        "resources": {"cpus_per_worker": 1},  # with --concurrency 2: two trials share 2 cores
     }
 
 
@@ -79,6 +80,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epoch budget of every trial")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="ASHA + Optuna trials")
+    parser.add_argument("--startup-trials", type=int, default=4, help="Optuna's random trials before TPE")
+    parser.add_argument("--concurrency", type=int, default=2, help="trials at once, 1 CPU each (both searches)")
+    parser.add_argument("--test", action="store_true", help="also score every trial's best checkpoint on test")
     parser.add_argument("--output-dir", default="runs/bench_hpo")
     parser.add_argument("--overhead-only", action="store_true")
     args = parser.parse_args()
@@ -89,12 +93,13 @@ def main() -> None:
     if not args.overhead_only:
         grid_path = study_file(folder, "grid", {**base(args, folder / "grid"),
             "search": {key: {"grid": values} for key, values in SPACE.items()},
-            "tune": {"num_samples": 1, "max_concurrent_trials": 1, "scheduler": {"name": "fifo"}, "searcher": {"name": "grid"}}})
+            "tune": {"num_samples": 1, "max_concurrent_trials": args.concurrency, "scheduler": {"name": "fifo"},
+                     "searcher": {"name": "grid"}}})
         asha_path = study_file(folder, "asha_optuna", {**base(args, folder / "asha_optuna"),
             "search": {key: {"choice": values} for key, values in SPACE.items()},
-            "tune": {"num_samples": args.samples, "max_concurrent_trials": 1,
+            "tune": {"num_samples": args.samples, "max_concurrent_trials": args.concurrency,
                      "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 3},
-                     "searcher": {"name": "optuna", "seed": 0}}})
+                     "searcher": {"name": "optuna", "seed": 0, "startup_trials": args.startup_trials}}})
         grid = summarize(*run(grid_path))
         asha = summarize(*run(asha_path))
         result.update(grid=grid, asha_optuna=asha, f1_gap=grid["best_dev_f1"] - asha["best_dev_f1"],
@@ -107,7 +112,9 @@ def main() -> None:
                            "", f"F1 gap {result['f1_gap']:+.4f}; trial-epochs ratio {result['trial_epoch_ratio']:.2f}"])
     table += f"\n\nTune per-trial overhead (trial start -> first report, 2-step trials): " \
              f"{result['tune_overhead']['mean_first_report_seconds']:.1f} s"
-    record("HPO efficiency: grid vs ASHA + Optuna (NCBI-disease, minilm-l6 LoRA)", result, table)
+    scope = "all training documents" if args.subsample is None else f"first {args.subsample} training documents, full dev"
+    record(f"HPO efficiency: grid vs ASHA + Optuna (NCBI-disease, {scope}, minilm-l6 LoRA, {args.epochs} epochs per trial)",
+           result, table)
 
 
 if __name__ == "__main__":

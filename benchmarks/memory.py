@@ -1,11 +1,19 @@
 """Memory: peak memory of LoRA r16 vs full fine-tuning (minilm-l6, NCBI-disease windows, same batch),
 each a short `ner-ray train` run of N optimizer steps through TorchTrainer (1 worker).
 
-Peak memory is the worker process's peak RSS on CPU (torch.cuda.max_memory_allocated on GPU); the
-ratio LoRA / full is the figure. On CPU that RSS includes the Python/torch/Ray/tokenizer/data baseline
-that both runs share, which a 22M-parameter model's weights and optimizer state barely exceed.
+Two figures per run, both from the worker process: peak memory (peak RSS on CPU,
+torch.cuda.max_memory_allocated on GPU) and training memory (that peak while training minus what the
+loaded process held when training started: gradients, optimizer state, activations). The ratio LoRA / full
+is taken for both. On CPU the peak RSS includes the Python/torch/Ray/tokenizer/data baseline that both
+runs share, which a 22M-parameter model's weights and optimizer state barely exceed.
+
+With --bert-base-shaped the encoder is BERT-base sized (12 layers, hidden 768, 110M parameters, the
+size of BioBERT/PubMedBERT), randomly initialised from a config with minilm-l6's vocabulary: memory
+does not depend on the weights' values, and the hub (where BioBERT lives) is not reachable here.
+A third run adds gradient checkpointing to LoRA (`train.gradient_checkpointing: true`).
 
     python benchmarks/memory.py --steps 20
+    python benchmarks/memory.py --steps 10 --bert-base-shaped
 """
 
 from __future__ import annotations
@@ -21,28 +29,62 @@ from record import record  # noqa: E402
 from ner_ray.config import StudyConfig  # noqa: E402
 from ner_ray.train.run import train_experiment  # noqa: E402
 
+RUNS = {
+    "full": {"lora": None, "gradient_checkpointing": False},
+    "lora-r16": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": False},
+    "lora-r16 + gradient checkpointing": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": True},
+}
+
+
+def bert_base_shaped(folder: Path) -> str:
+    """A randomly initialised BERT-base-sized encoder with minilm-l6's tokenizer, saved as safetensors."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from ner_ray.families.models import resolve_model
+
+    source = resolve_model("minilm-l6")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        intermediate_size=3072, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--bert-base-shaped", action="store_true", help="a 110M-parameter encoder instead of minilm-l6")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir
+    model, label = "minilm-l6", "minilm-l6"
+    if args.bert_base_shaped:
+        model, label = bert_base_shaped(Path("runs/bench_memory/bert-base-shaped").resolve()), "BERT-base-shaped encoder"
     result = {}
-    for name, lora in (("full", None), ("lora-r16", {"r": 16, "alpha": 32})):
+    for name, run in RUNS.items():
         config = StudyConfig.model_validate({
             "data": {"corpus": "ncbi_disease", "max_length": 128, "test_split": None},
-            "model": {"name": "minilm-l6", "lora": lora},
-            "train": {"max_steps": args.steps, "eval_steps": args.steps, "batch_size": 16, "output_dir": "runs/bench_memory"},
+            "model": {"name": model, "lora": run["lora"]},
+            "train": {"max_steps": args.steps, "eval_steps": args.steps, "batch_size": 16, "output_dir": "runs/bench_memory",
+                      "gradient_checkpointing": run["gradient_checkpointing"]},
             "resources": {"num_workers": 1, "cpus_per_worker": 2},
         })
-        metrics = train_experiment(config, f"memory-{name}", Path("runs/bench_memory"))
-        result[name] = {k: metrics[k] for k in ("peak_memory_mb", "trainable_percent", "steady_samples_per_second")}
-    result["lora_over_full_peak_memory"] = result["lora-r16"]["peak_memory_mb"] / result["full"]["peak_memory_mb"]
-    table = "\n".join(["| run | peak MB | trainable % |", "| --- | ---: | ---: |"] + [
-        f"| {name} | {result[name]['peak_memory_mb']:.0f} | {result[name]['trainable_percent']:.2f} |" for name in ("full", "lora-r16")
-    ] + ["", f"LoRA r16 / full peak memory: {result['lora_over_full_peak_memory']:.2f}"])
-    record("Memory: LoRA r16 vs full fine-tuning (minilm-l6, NCBI-disease, batch 16, peak process RSS)", result, table)
+        metrics = train_experiment(config, f"memory-{name.split()[0]}{'-gc' if run['gradient_checkpointing'] else ''}",
+                                   Path("runs/bench_memory"))
+        result[name] = {k: metrics[k] for k in ("peak_memory_mb", "training_memory_mb", "trainable_percent",
+                                                "steady_samples_per_second")}
+    full = result["full"]
+    for name in list(RUNS)[1:]:
+        result[f"{name} / full: peak memory"] = result[name]["peak_memory_mb"] / full["peak_memory_mb"]
+        result[f"{name} / full: training memory"] = result[name]["training_memory_mb"] / full["training_memory_mb"]
+    table = "\n".join(["| run | peak MB | training MB (peak - loaded) | trainable % | / full: peak | / full: training |",
+                       "| --- | ---: | ---: | ---: | ---: | ---: |"] + [
+        f"| {name} | {r['peak_memory_mb']:.0f} | {r['training_memory_mb']:.0f} | {r['trainable_percent']:.2f} | "
+        + ("– | –" if name == "full" else f"{result[f'{name} / full: peak memory']:.2f} | {result[f'{name} / full: training memory']:.2f}")
+        + " |" for name, r in ((name, result[name]) for name in RUNS)
+    ])
+    record(f"Memory: LoRA r16 vs full fine-tuning ({label}, NCBI-disease, batch 16, 128-token windows)", result, table)
 
 
 if __name__ == "__main__":

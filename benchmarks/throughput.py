@@ -1,18 +1,22 @@
 """Throughput, one run side by side on the same model (minilm-l6), data (NCBI-disease train BIO
-sentences), batch size and machine:
+sentences, same order and seed, so the length-grouped samplers draw the same batches), batch size and machine:
   1. the seeds' plain HF Trainer script, every sentence padded to 256 tokens, fp32;
   2. the same script with dynamic padding, length-grouped batches and the precision ner_ray picks
      (`train.precision: auto`: bf16 where the CPU/GPU multiplies it natively, else fp32);
-  3. ner_ray's path (`ner-ray train`: TorchTrainer, 1 worker) with its defaults.
+  3. script 2 run unchanged as a Ray task on the local Ray that ner_ray starts (2 CPUs): what running
+     inside a Ray worker process costs by itself (Ray's daemons and actors beside it, worker niceness);
+  4. ner_ray's path (`ner-ray train`: TorchTrainer, 1 worker) with its defaults.
 Steady-state sentences/s exclude the first 5 steps and evaluation; Ray's start-up is reported apart.
+The padded arm runs fewer steps (every step has the same shape, so its rate settles at once).
 
-    python benchmarks/throughput.py --steps 40
+    python benchmarks/throughput.py --steps 120 --padded-steps 30 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,8 +30,7 @@ from ner_ray.train.run import train_experiment  # noqa: E402
 from ner_ray.train.trainer import precision_flags  # noqa: E402
 
 
-def run_ours(data_dir: str, steps: int, batch_size: int) -> dict:
-    os.environ["NER_RAY_DATA"] = data_dir
+def run_ours(steps: int, batch_size: int) -> dict:
     config = StudyConfig.model_validate({
         "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
         "model": {"name": "minilm-l6", "lora": None},
@@ -41,30 +44,66 @@ def run_ours(data_dir: str, steps: int, batch_size: int) -> dict:
             "train_seconds": metrics["train_seconds"], "startup_seconds": wall - metrics["train_seconds"], "steps": steps}
 
 
+def run_plain_in_ray(bio: Path, steps: int, batch_size: int, bf16: bool) -> dict:
+    """Arm 3: the plain dynamic-padding script as a Ray task holding 2 CPUs, on ner_ray's local Ray."""
+    import ray
+
+    from ner_ray.train.run import ensure_ray
+
+    # Ray's worker processes inherit the driver's environment: they find plain_hf.py on this path.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
+    ensure_ray()
+    task = ray.remote(num_cpus=2)(run_plain)
+    return ray.get(task.remote(bio, "dynamic", bf16=bf16, steps=steps, batch_size=batch_size, group_by_length=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=120, help="optimizer steps of the dynamic-padding arms")
+    parser.add_argument("--padded-steps", type=int, default=30, help="optimizer steps of the padded-to-256 arm")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the three dynamic arms run in turn this many times; each figure is the median")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
+    os.environ["NER_RAY_DATA"] = args.data_dir  # before Ray starts: its worker processes inherit the environment
     bio = Path(args.data_dir) / "ncbi_disease/conll/train.tsv"
-    padded = run_plain(bio, "max_length", bf16=False, steps=args.steps, batch_size=args.batch_size)
+    padded = run_plain(bio, "max_length", bf16=False, steps=args.padded_steps, batch_size=args.batch_size)
     bf16 = precision_flags("auto")["bf16"]
-    dynamic = run_plain(bio, "dynamic", bf16=bf16, steps=args.steps, batch_size=args.batch_size, group_by_length=True)
-    ours = run_ours(args.data_dir, args.steps, args.batch_size)
-    result = {
-        "plain_padded_256_fp32": padded, "plain_dynamic_grouped": dynamic, "ner_ray_torchtrainer": ours,
-        "speedup_vs_padded": ours["steady_sentences_per_second"] / padded["steady_sentences_per_second"],
-        "ray_steady_overhead_vs_dynamic": 1 - ours["steady_sentences_per_second"] / dynamic["steady_sentences_per_second"],
+    arms = {
+        "dynamic": lambda: run_plain(bio, "dynamic", bf16=bf16, steps=args.steps, batch_size=args.batch_size, group_by_length=True),
+        "in_ray": lambda: run_plain_in_ray(bio, args.steps, args.batch_size, bf16),
+        "ours": lambda: run_ours(args.steps, args.batch_size),
     }
+    # Interleaved rounds: a neighbour's load on a shared VM then slows every arm alike, not one arm.
+    runs: dict[str, list[dict]] = {name: [] for name in arms}
+    for _ in range(args.rounds):
+        for name, arm in arms.items():
+            runs[name].append(arm())
+    rate = {name: statistics.median(r["steady_sentences_per_second"] for r in rounds) for name, rounds in runs.items()}
+    result = {
+        "plain_padded_256_fp32": padded, "rounds": args.rounds,
+        "plain_dynamic_grouped": runs["dynamic"], "plain_dynamic_as_ray_task": runs["in_ray"], "ner_ray_torchtrainer": runs["ours"],
+        "median_steady_sentences_per_second": rate,
+        "speedup_vs_padded": rate["ours"] / padded["steady_sentences_per_second"],
+        "ray_steady_overhead_vs_dynamic": 1 - rate["ours"] / rate["dynamic"],
+        "ray_worker_environment_cost": 1 - rate["in_ray"] / rate["dynamic"],
+        "ner_ray_path_cost_inside_ray": 1 - rate["ours"] / rate["in_ray"],
+    }
+
+    def each(name: str) -> str:
+        return ", ".join(f"{r['steady_sentences_per_second']:.1f}" for r in runs[name])
+
+    startup = statistics.median(r["startup_seconds"] for r in runs["ours"])
     table = "\n".join([
-        "| run | steady sentences/s | wall s |", "| --- | ---: | ---: |",
-        f"| plain HF, padded to 256, fp32 (seeds) | {padded['steady_sentences_per_second']:.1f} | {padded['wall_seconds']:.0f} |",
-        f"| plain HF, dynamic padding, grouped, {'bf16' if bf16 else 'fp32'} | {dynamic['steady_sentences_per_second']:.1f} | {dynamic['wall_seconds']:.0f} |",
-        f"| ner_ray TorchTrainer (1 worker) | {ours['steady_sentences_per_second']:.1f} | {ours['wall_seconds']:.0f} "
-        f"(start-up {ours['startup_seconds']:.0f}) |",
+        "| run | steady sentences/s (median) | each round |", "| --- | ---: | --- |",
+        f"| plain HF, padded to 256, fp32 (seeds) | {padded['steady_sentences_per_second']:.1f} | one run |",
+        f"| plain HF, dynamic padding, grouped, {'bf16' if bf16 else 'fp32'} | {rate['dynamic']:.1f} | {each('dynamic')} |",
+        f"| the same script as a Ray task (2 CPUs) on ner_ray's local Ray | {rate['in_ray']:.1f} | {each('in_ray')} |",
+        f"| ner_ray TorchTrainer (1 worker; start-up {startup:.0f} s apart) | {rate['ours']:.1f} | {each('ours')} |",
         "", f"speed-up vs padded: {result['speedup_vs_padded']:.2f}x; Ray steady-state overhead vs dynamic: "
-        f"{100 * result['ray_steady_overhead_vs_dynamic']:.1f}%",
+        f"{100 * result['ray_steady_overhead_vs_dynamic']:.1f}% (running in a Ray worker process: "
+        f"{100 * result['ray_worker_environment_cost']:.1f}%; ner_ray's path inside Ray: {100 * result['ner_ray_path_cost_inside_ray']:.1f}%)",
     ])
     record("Throughput: ner_ray vs a plain HF Trainer script (NCBI-disease train sentences, minilm-l6)", result, table)
 

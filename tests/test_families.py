@@ -302,3 +302,21 @@ def test_unfreeze_callback_makes_base_weights_trainable_and_optimized(lab, tmp_p
 
     callback.on_epoch_begin(args, state, None, model=model, optimizer=optimizer)
     assert len(optimizer.param_groups) == 2  # fires once
+
+
+def test_gradient_checkpointing_under_lora_still_trains_the_adapters(lab):
+    """train.gradient_checkpointing with a frozen, LoRA-wrapped encoder: the adapters still get gradients
+    (checkpointed blocks whose inputs need no gradient would otherwise pass none back)."""
+    family = lab.setup("token_cls-lora").family
+    batch = family.collate([e.features for e in lab.fixed_examples("token_cls-lora")])
+    torch.manual_seed(0)
+    model = family.build()
+    # as the HF Trainer calls it (transformers 5.24; older versions call gradient_checkpointing_enable)
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=None, every_n_layers=1, offload=False)
+    model.train()
+    loss, _ = family.loss(model, batch)
+    loss.backward()
+    adapters = {name: p.grad for name, p in model.named_parameters() if "lora_" in name}
+    assert adapters and all(g is not None for g in adapters.values())
+    # lora_B starts at zero, so at the first step only lora_B's gradients are non-zero
+    assert all(g.abs().sum() > 0 for name, g in adapters.items() if "lora_B" in name)

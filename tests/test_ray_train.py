@@ -24,7 +24,8 @@ from ner_ray.train.evaluate import evaluate_on_corpus
 from ner_ray.train.worker import PREDICTIONS_FILE
 
 FINAL_KEYS = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memory_mb", "trainable_percent",
-              "train_samples_per_second", "dev_f1", "threads_per_worker", "resumed_from_step", "final", "scored_split"}
+              "train_samples_per_second", "dev_f1", "threads_per_worker", "resumed_from_step", "final", "scored_split",
+              "training_memory_mb"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,7 @@ def test_two_ddp_workers_report_dev_f1_at_every_evaluation(ddp_run):
     assert evaluations(kept)[-1][1] == pytest.approx(reported["dev_f1"])
     # Two workers split the cores instead of each taking all of them.
     assert metrics["threads_per_worker"] == max(1, os.cpu_count() // 2)
+    assert metrics["training_memory_mb"] is None or metrics["training_memory_mb"] > 0
 
 
 def test_resume_from_a_reported_checkpoint_continues_its_steps(ddp_run, tmp_path):

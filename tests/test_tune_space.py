@@ -71,6 +71,8 @@ def test_optuna_searcher_is_seeded_and_starts_from_known_points():
     assert first[0] == 2e-4  # the known baseline comes first
     assert proposals(config) == first  # same seed, same trials
     assert proposals(config.with_updates({"tune.searcher.seed": 4}))[1:] != first[1:]
+    assert make_searcher(config)._sampler._n_startup_trials == 10  # Optuna's default
+    assert make_searcher(config.with_updates({"tune.searcher.startup_trials": 3}))._sampler._n_startup_trials == 3
 
 
 def test_unreachable_tracking_server_fails_before_anything_starts(tmp_path):
@@ -118,3 +120,24 @@ def test_report_renders_from_results_json_alone(tmp_path, capsys):
     assert "![best dev F1 vs trainable parameters](f1_vs_trainable.png)" in report
     assert "| Disease | 0.5000 |" in report
     assert (tmp_path / "f1_vs_trainable.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_trial_concurrency_holds_for_every_searcher():
+    """A trial's Tune driver reserves almost no CPU, so Tune itself would start every trial at once: the
+    limit is tune.max_concurrent_trials, or what the cluster holds at resources.* per trial."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    from ner_ray.tune.space import concurrent_trials, tune_config
+
+    grid = study(**{"search": {"train.lr": {"grid": [1e-4, 2e-4, 3e-4]}}, "tune.searcher.name": "grid",
+                    "tune.max_concurrent_trials": 2})
+    made = tune_config(grid)
+    assert isinstance(made.search_alg, BasicVariantGenerator) and made.search_alg.max_concurrent == 2
+    assert made.max_concurrent_trials is None  # Tune would ignore it for the variant generator, with a warning
+    optuna = study(**{"search": {"train.lr": {"loguniform": [1e-5, 1e-3]}}, "tune.searcher.name": "optuna"})
+    assert tune_config(optuna, cluster={"CPU": 8.0}).max_concurrent_trials == 8
+    assert concurrent_trials(optuna.with_updates({"resources.cpus_per_worker": 2, "resources.num_workers": 2}),
+                             cluster={"CPU": 9.0}) == 2
+    assert concurrent_trials(optuna.with_updates({"resources.use_gpu": True}), cluster={"CPU": 16.0, "GPU": 1.0}) == 1
+    assert concurrent_trials(optuna.with_updates({"resources.cpus_per_worker": 4}), cluster={"CPU": 2.0}) == 1
+    assert not isinstance(made.search_alg, ConcurrencyLimiter)

@@ -234,6 +234,8 @@ class SearcherConfig(Block):
     name: Literal["optuna", "random", "grid"] = Field(
         "optuna", description="optuna (TPE; no grid domains), random (Ray's variant generator), grid (grid domains only)")
     seed: int | None = Field(None, description="searcher seed; null: train.seed")
+    startup_trials: int = Field(10, ge=0, description="optuna: trials sampled at random before TPE guides the search "
+                                "(Optuna's n_startup_trials; baselines count)")
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, description="first trials to run, as {search key: value}")
 
 
@@ -243,7 +245,8 @@ class TuneConfig(Block):
     metric: str = Field("dev_f1", min_length=1, description="reported metric that ranks trials")
     mode: Literal["max", "min"] = Field("max", description="whether a higher or lower metric is better")
     num_samples: int = Field(8, ge=1, description="trials to sample (with grid domains: samples per grid point)")
-    max_concurrent_trials: int | None = Field(None, ge=1, description="trials running at once; null: as many as resources allow")
+    max_concurrent_trials: int | None = Field(None, ge=1, description="trials running at once; null: as many as the cluster's CPUs (and GPUs) hold when the "
+                                                 "study starts, at resources.* per trial")
     max_failures: int = Field(0, ge=-1, description="retries of a failed trial (Ray FailureConfig; -1: unlimited)")
     time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, description="trial scheduler (early stopping)")

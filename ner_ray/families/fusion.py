@@ -118,12 +118,12 @@ class FusionTagger(TaggerModel):
             self.mixer()
         return super().forward(input_ids, attention_mask, token_type_ids, **kwargs)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        kwargs = dict(gradient_checkpointing_kwargs or {})
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **options) -> None:
+        kwargs = dict(activation_checkpointing_kwargs or {})
         if self.mixer is not None:
             # Reentrant checkpointing recomputes a layer after the mixing weights' graph has been freed.
             kwargs["use_reentrant"] = False
-        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
+        super().activation_checkpointing_enable(kwargs or None, **options)
 
 
 class FusionTagging(EncoderFamily):

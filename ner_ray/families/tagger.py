@@ -62,9 +62,18 @@ class TaggerModel(nn.Module):
         """Every weight outside the encoder (classifier, CRF, sentence head)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Called by HF Trainer when train.gradient_checkpointing is on."""
-        self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
+        """Called by HF Trainer when train.gradient_checkpointing is on (transformers >= 5.24 passes
+        every_n_layers and offload as `options`); the encoder's layers recompute their activations."""
+        enable = getattr(self.encoder, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=activation_checkpointing_kwargs, **options)
+        else:  # transformers before 5.24
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
+        """The older name of `activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **options)
 
 
 def pack(values: torch.Tensor, mask: torch.Tensor, fill: float | int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ scores the best checkpoint on the test split and reports the final metrics with 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from ner_ray.train.accounting import (
         Stopwatch,
         ThroughputMeter,
+        TrainingMemory,
         peak_memory_mb,
         trainable_percent,
     )
@@ -63,6 +65,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         use_cpu_accelerator()  # before anything imports deepspeed
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    if world == 1 and config.train.deepspeed is None:
+        # One worker has nothing to synchronise, but Ray Train sets LOCAL_RANK, and from it accelerate would
+        # wrap the model in DistributedDataParallel: gradient buckets copied at every step (~15% of a CPU
+        # step for minilm-l6, benchmarks/throughput.py). Without it the HF Trainer trains the plain model.
+        os.environ.pop("LOCAL_RANK", None)
     set_seed(config.train.seed)
     torch.set_num_threads(max(1, int(loop_config.get("threads", torch.get_num_threads()))))
 
@@ -102,16 +109,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     clock = Stopwatch()
     checkpoint = ray.train.get_checkpoint() or loop_config.get("resume_from")
     resumed_from_step = 0
-    if checkpoint is not None:
-        with checkpoint.as_directory() as restored:
-            state = Path(restored) / RayReportCallback.CHECKPOINT_NAME
-            if not state.is_dir():
-                raise ValueError(f"checkpoint {checkpoint.path} holds no training state (no {state.name}/ folder): resume "
-                                 "from a checkpoint reported at an evaluation, not from the final exported model")
-            resumed_from_step = TrainerState.load_from_json(str(state / "trainer_state.json")).global_step
-            output = trainer.train(resume_from_checkpoint=str(state))
-    else:
-        output = trainer.train()
+    with TrainingMemory() as training_memory:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as restored:
+                state = Path(restored) / RayReportCallback.CHECKPOINT_NAME
+                if not state.is_dir():
+                    raise ValueError(f"checkpoint {checkpoint.path} holds no training state (no {state.name}/ folder): resume "
+                                     "from a checkpoint reported at an evaluation, not from the final exported model")
+                resumed_from_step = TrainerState.load_from_json(str(state / "trainer_state.json")).global_step
+                output = trainer.train(resume_from_checkpoint=str(state))
+        else:
+            output = trainer.train()
     train_seconds = clock.seconds
 
     best_dev = trainer.evaluate()  # the best checkpoint is loaded at the end of training
@@ -121,6 +129,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         "train_samples_per_second": output.metrics.get("train_samples_per_second", 0.0),
         "steady_samples_per_second": meter.samples_per_second,  # all workers together, warm-up and evaluation excluded
         "peak_memory_mb": peak_memory_mb(),
+        "training_memory_mb": training_memory.mb,  # peak minus the loaded process at the start of training
         "threads_per_worker": torch.get_num_threads(),
         "resumed_from_step": resumed_from_step,
         **accounting,

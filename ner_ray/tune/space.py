@@ -70,24 +70,62 @@ def make_scheduler(config: StudyConfig):
                          reduction_factor=scheduler.reduction_factor)
 
 
-def make_searcher(config: StudyConfig):
+def make_searcher(config: StudyConfig, max_concurrent: int = 0):
     """OptunaSearch (TPE, seeded, known baselines first), wrapped in a Repeater when train.repeats > 1 (each
     proposed config runs with seeds seed, seed+1, ... and Optuna learns their mean); or Ray's variant
-    generator for random / grid search and for studies without a search space."""
+    generator for random / grid search and for studies without a search space, running at most
+    `max_concurrent` trials at once (0: no limit of its own; `tune_config` limits Searchers)."""
     from ray.tune.search import BasicVariantGenerator, Repeater
 
     searcher_config = config.tune.searcher
     seed = searcher_config.seed if searcher_config.seed is not None else config.train.seed
     points = [dict(point) for point in searcher_config.points_to_evaluate]
     if not uses_optuna(config):
-        return BasicVariantGenerator(points_to_evaluate=points or None, random_state=seed)
+        # Tune applies TuneConfig.max_concurrent_trials to Searchers only; the variant generator takes its own.
+        return BasicVariantGenerator(points_to_evaluate=points or None, random_state=seed,
+                                     max_concurrent=max_concurrent)
     from optuna.samplers import TPESampler
     from ray.tune.search.optuna import OptunaSearch
 
-    searcher = OptunaSearch(points_to_evaluate=points or None, sampler=TPESampler(seed=seed))
+    sampler = TPESampler(seed=seed, n_startup_trials=searcher_config.startup_trials)
+    searcher = OptunaSearch(points_to_evaluate=points or None, sampler=sampler)
     if config.train.repeats > 1 and "train.seed" not in config.search:
         searcher = Repeater(searcher, repeat=config.train.repeats, set_index=True)
     return searcher
+
+
+def concurrent_trials(config: StudyConfig, cluster: dict[str, float] | None = None) -> int:
+    """tune.max_concurrent_trials, or (null) as many trials as the cluster's CPUs and GPUs hold at once.
+
+    A trial's Tune driver reserves almost nothing; its Ray Train workers hold the resources. Without this
+    limit Tune would start every trial at once, and all but a few would wait for workers.
+    `cluster`: ray.cluster_resources() (read from the running Ray when not given)."""
+    if config.tune.max_concurrent_trials is not None:
+        return config.tune.max_concurrent_trials
+    if cluster is None:
+        import ray
+
+        cluster = ray.cluster_resources()
+    res = config.resources
+    fits = [cluster.get("CPU", 0.0) // (res.num_workers * res.cpus_per_worker)]
+    if res.use_gpu:
+        fits.append(cluster.get("GPU", 0.0) // (res.num_workers * (res.gpus_per_worker or 1)))
+    return max(1, int(min(fits)))
+
+
+def tune_config(config: StudyConfig, cluster: dict[str, float] | None = None):
+    """The study's ray.tune.TuneConfig: ranking metric, searcher, scheduler, trial count, concurrency
+    (`concurrent_trials`), time budget."""
+    from ray import tune
+
+    limit = concurrent_trials(config, cluster)
+    # The limit reaches a Searcher through TuneConfig (Tune wraps it in a ConcurrencyLimiter); the variant
+    # generator takes it itself (Tune would ignore it there, with a warning).
+    optuna = uses_optuna(config)
+    return tune.TuneConfig(metric=config.tune.metric, mode=config.tune.mode,
+                           search_alg=make_searcher(config, max_concurrent=0 if optuna else limit),
+                           scheduler=make_scheduler(config), num_samples=config.tune.num_samples,
+                           max_concurrent_trials=limit if optuna else None, time_budget_s=config.tune.time_budget_s)
 
 
 def trial_updates(params: dict[str, Any], config: StudyConfig) -> dict[str, Any]:

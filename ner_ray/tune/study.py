@@ -30,7 +30,7 @@ from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
 from ner_ray.tune.report import RESULTS_FILE, write_report
-from ner_ray.tune.space import make_scheduler, make_searcher, param_space
+from ner_ray.tune.space import param_space, tune_config
 from ner_ray.tune.trial import TRAIN_RUNS, run_trial, trial_config
 
 STATE_FILE = "study.json"
@@ -84,10 +84,7 @@ def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callb
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(config),
-            tune_config=tune.TuneConfig(
-                metric=config.tune.metric, mode=config.tune.mode, search_alg=make_searcher(config),
-                scheduler=make_scheduler(config), num_samples=config.tune.num_samples,
-                max_concurrent_trials=config.tune.max_concurrent_trials, time_budget_s=config.tune.time_budget_s),
+            tune_config=tune_config(config),
             run_config=tune.RunConfig(
                 name=name, storage_path=str(experiment_root), callbacks=callbacks, verbose=1,
                 # a trial that dies is started again (its Ray Train run resumes from its latest checkpoint)
