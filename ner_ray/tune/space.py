@@ -81,7 +81,6 @@ def make_searcher(config: StudyConfig, max_concurrent: int = 0):
     seed = searcher_config.seed if searcher_config.seed is not None else config.train.seed
     points = [dict(point) for point in searcher_config.points_to_evaluate]
     if not uses_optuna(config):
-        # Tune applies TuneConfig.max_concurrent_trials to Searchers only; the variant generator takes its own.
         return BasicVariantGenerator(points_to_evaluate=points or None, random_state=seed,
                                      max_concurrent=max_concurrent)
     from optuna.samplers import TPESampler
