@@ -3,7 +3,8 @@
 with minilm-l6 LoRA; best dev F1, total trial-epochs and wall time of each. Also Tune's per-trial overhead
 (trial start -> first report) from a study of near-empty trials.
 
-    python benchmarks/hpo.py --data-dir ../shared/data [--subsample N] [--epochs 3] [--samples 8] [--concurrency 2]
+    python benchmarks/hpo.py --data-dir ../shared/data [--subsample N] [--epochs 3] [--batch-size 16]
+                             [--samples 8] [--concurrency 2]
     python benchmarks/hpo.py --overhead-only
 
 Target: ASHA + Optuna within 0.01 dev F1 of the grid's best with <= 35% of its trial-epochs.
@@ -38,8 +39,9 @@ def base(args, output_dir: Path) -> dict:
         "data": {"corpus": "ncbi_disease", "max_length": args.max_length, "subsample": args.subsample,
                  "test_split": "test" if args.test else None},
         "model": {"name": "minilm-l6", "lora": {"r": 8, "alpha": 16, "dropout": 0.1}, "head": {"lr_multiplier": 10.0}},
-        "train": {"epochs": args.epochs, "batch_size": 16, "evals_per_epoch": 1, "output_dir": str(output_dir)},
-        "resources": {"cpus_per_worker": 1},  # with --concurrency 2: two trials share 2 cores
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "evals_per_epoch": 1,
+                  "output_dir": str(output_dir)},
+        "resources": {"cpus_per_worker": 1},  # with --concurrency 2: two trials share 2 cores, 1 thread each
     }
 
 
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--subsample", type=int, default=None, help="first N training documents (default: all)")
     parser.add_argument("--epochs", type=int, default=3, help="epoch budget of every trial")
+    parser.add_argument("--batch-size", type=int, default=16, help="per trial; smaller: more updates per epoch")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="ASHA + Optuna trials")
     parser.add_argument("--startup-trials", type=int, default=4, help="Optuna's random trials before TPE")
@@ -113,7 +116,8 @@ def main() -> None:
     table += f"\n\nTune per-trial overhead (trial start -> first report, 2-step trials): " \
              f"{result['tune_overhead']['mean_first_report_seconds']:.1f} s"
     scope = "all training documents" if args.subsample is None else f"first {args.subsample} training documents, full dev"
-    record(f"HPO efficiency: grid vs ASHA + Optuna (NCBI-disease, {scope}, minilm-l6 LoRA, {args.epochs} epochs per trial)",
+    record(f"HPO efficiency: grid vs ASHA + Optuna (NCBI-disease, {scope}, minilm-l6 LoRA, {args.epochs} epochs "
+           f"per trial, batch {args.batch_size})",
            result, table)
 
 

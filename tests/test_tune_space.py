@@ -141,3 +141,19 @@ def test_trial_concurrency_holds_for_every_searcher():
     assert concurrent_trials(optuna.with_updates({"resources.use_gpu": True}), cluster={"CPU": 16.0, "GPU": 1.0}) == 1
     assert concurrent_trials(optuna.with_updates({"resources.cpus_per_worker": 4}), cluster={"CPU": 2.0}) == 1
     assert not isinstance(made.search_alg, ConcurrencyLimiter)
+
+
+def test_concurrent_trials_share_a_node_s_threads():
+    """Torch threads per worker: the node's CPUs split among the workers that run on it at once, so two
+    concurrent 1-worker trials on 2 cores take 1 thread each, and a lone trial takes both."""
+    from ner_ray.train.run import worker_threads
+
+    res = study().resources
+    assert worker_threads(res, node_cpus=2) == 2
+    assert worker_threads(res, node_cpus=2, concurrent_trials=2) == 1
+    assert worker_threads(res.model_copy(update={"num_workers": 2}), node_cpus=2) == 1
+    assert worker_threads(res, node_cpus=16, concurrent_trials=3) == 5
+    # on a cluster only what fits on one node shares it: 8 trials of 4 CPUs each, 2 per 8-CPU node
+    assert worker_threads(res.model_copy(update={"cpus_per_worker": 4}), node_cpus=8, concurrent_trials=8) == 4
+    assert worker_threads(study(**{"resources.threads_per_worker": 3}).resources, node_cpus=2, concurrent_trials=2) == 3
+    assert worker_threads(res, node_cpus=1, concurrent_trials=4) == 1

@@ -60,6 +60,33 @@ def mlflow_runs(uri: str, experiment: str = "tiny_search"):
     return client, parents, trials
 
 
+def test_two_one_cpu_trials_train_at_once_on_two_cpus(tmp_path):
+    """A trial's driver reserves no CPU, so two trials whose workers take 1 CPU each run side by side on
+    2 CPUs (with 0.01 CPU per driver the second worker waited for the first, and a Train worker group
+    timed out). The trial starts its worker outside the trial's placement group, as Ray Train's controller does."""
+    import ray
+    from ray import tune
+
+    from ner_ray.tune.study import TRIAL_DRIVER_RESOURCES
+
+    @ray.remote(num_cpus=1)
+    def worker() -> float:
+        started = time.time()
+        time.sleep(2)
+        return started
+
+    def trial(config):
+        tune.report({"started": ray.get(worker.options(scheduling_strategy="DEFAULT").remote())})
+
+    with local_ray({}):
+        results = tune.Tuner(tune.with_resources(trial, TRIAL_DRIVER_RESOURCES),
+                             param_space={"x": tune.grid_search([1, 2])},
+                             tune_config=tune.TuneConfig(max_concurrent_trials=2),
+                             run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    starts = sorted(r.metrics["started"] for r in results)
+    assert len(starts) == 2 and starts[1] - starts[0] < 1.5  # the second worker did not wait for the first
+
+
 def test_study_with_asha_and_a_killed_worker(tiny, tmp_path, capsys):
     study = write_study(tmp_path, tiny, "asha")
     out = tmp_path / "out"

@@ -260,6 +260,9 @@ class ResourcesConfig(Block):
     num_workers: int = Field(1, ge=1, description="Ray Train workers per trial (data-parallel processes)")
     use_gpu: bool = Field(False, description="give each worker a GPU")
     cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker")
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="torch threads of each worker; null: the node's CPUs shared among the workers that "
+        "run on it at once (this trial's and those of concurrent trials)")
     gpus_per_worker: float | None = Field(None, ge=0, description="GPUs per worker (fractions share a GPU); null: 1 with use_gpu, else 0")
     address: str | None = Field(None, description="Ray cluster address (e.g. ray://head:10001 or auto); null: start a local Ray")
 

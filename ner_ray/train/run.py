@@ -76,8 +76,18 @@ def scaling_config(config: StudyConfig):
     return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
+def worker_threads(resources, node_cpus: int, concurrent_trials: int = 1) -> int:
+    """Torch threads of one Ray Train worker: resources.threads_per_worker, or the node's CPUs shared among
+    the workers that can run on it at once (the trial's workers times the concurrent trials, no more than
+    the node's CPUs hold at resources.cpus_per_worker each), so that concurrent trials do not oversubscribe it."""
+    if resources.threads_per_worker is not None:
+        return resources.threads_per_worker
+    fit_on_node = max(1, int(node_cpus // resources.cpus_per_worker))
+    return max(1, node_cpus // min(concurrent_trials * resources.num_workers, fit_on_node))
+
+
 def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, max_failures: int = 0,
-                resume_from: Any = None, callbacks: tuple = ()):
+                resume_from: Any = None, callbacks: tuple = (), concurrent_trials: int = 1):
     """Fit `train_loop_per_worker` on resources.num_workers Ray Train workers as the Ray Train run
     `storage_path/run_name`; returns the ray.train.Result (final metrics, the exported model as its checkpoint,
     and in best_checkpoints the two evaluation checkpoints Ray keeps: the best dev_f1 and the latest).
@@ -90,6 +100,7 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
         resume_from: a checkpoint reported at an evaluation of an earlier run (a ray.train.Checkpoint or its
             folder): training continues from its step, optimizer and scheduler state.
         callbacks: Ray Train callbacks (a Tune trial passes ray.tune.integration.ray_train.TuneReportCallback).
+        concurrent_trials: Tune trials that run at once (they share the nodes' CPUs: `worker_threads`).
     """
     from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
@@ -103,11 +114,10 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
     if resume_from is not None and not isinstance(resume_from, Checkpoint):
         resume_from = Checkpoint.from_directory(str(Path(resume_from).resolve()))
     work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{run_name}_"))
-    threads = max(1, int(os.cpu_count() or 1) // config.resources.num_workers)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir), "threads": threads,
-                           "resume_from": resume_from},
+        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir),
+                           "concurrent_trials": concurrent_trials, "resume_from": resume_from},
         scaling_config=scaling_config(config),
         run_config=RunConfig(
             name=run_name,

@@ -20,9 +20,9 @@ PREDICTIONS_FILE = "predictions.pubtator"  # in the exported model: the best che
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str, "threads": int,
-    "resume_from": ray.train.Checkpoint or None}. Within a run, the latest reported checkpoint (a restart
-    after a worker failure) takes precedence over `resume_from`."""
+    """Ray Train entry point; `loop_config` = {"config": StudyConfig as JSON, "work_dir": str,
+    "concurrent_trials": int, "resume_from": ray.train.Checkpoint or None}. Within a run, the latest reported
+    checkpoint (a restart after a worker failure) takes precedence over `resume_from`."""
     import ray.train
     import torch
     from transformers import AutoTokenizer, TrainerState, set_seed
@@ -52,6 +52,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         score,
         split_predictions,
     )
+    from ner_ray.train.run import worker_threads
     from ner_ray.train.trainer import (
         NerTrainer,
         RayReportCallback,
@@ -71,7 +72,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         # Without it the HF Trainer trains the plain model.
         os.environ.pop("LOCAL_RANK", None)
     set_seed(config.train.seed)
-    torch.set_num_threads(max(1, int(loop_config.get("threads", torch.get_num_threads()))))
+    torch.set_num_threads(worker_threads(config.resources, os.cpu_count() or 1, loop_config.get("concurrent_trials", 1)))
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.model.name))
     data, family = prepare_data(config, FAMILIES.get(config.model.family), tokenizer)

@@ -96,7 +96,7 @@ def make_searcher(config: StudyConfig, max_concurrent: int = 0):
 def concurrent_trials(config: StudyConfig, cluster: dict[str, float] | None = None) -> int:
     """tune.max_concurrent_trials, or (null) as many trials as the cluster's CPUs and GPUs hold at once.
 
-    A trial's Tune driver reserves almost nothing; its Ray Train workers hold the resources. Without this
+    A trial's Tune driver reserves no CPU; its Ray Train workers hold the resources. Without this
     limit Tune would start every trial at once, and all but a few would wait for workers.
     `cluster`: ray.cluster_resources() (read from the running Ray when not given)."""
     if config.tune.max_concurrent_trials is not None:

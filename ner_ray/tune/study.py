@@ -30,11 +30,14 @@ from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
 from ner_ray.tune.report import RESULTS_FILE, write_report
-from ner_ray.tune.space import param_space, tune_config
+from ner_ray.tune.space import concurrent_trials, param_space, tune_config
 from ner_ray.tune.trial import TRAIN_RUNS, run_trial, trial_config
 
 STATE_FILE = "study.json"
-TRIAL_DRIVER_CPUS = 0.01  # a trial's own actor only waits on its Ray Train run; the workers hold the CPUs
+# A trial's own actor only waits on its Ray Train run: the Train workers hold the CPUs. It reserves no CPU
+# (Tune needs a non-empty bundle, hence a little memory): with even 0.01 CPU each, two 1-CPU trials would
+# not fit on 2 cores at once, and the second trial's Train worker group would time out waiting.
+TRIAL_DRIVER_RESOURCES = {"CPU": 0, "memory": 256 * 2**20}
 
 
 class StudyInterrupted(RuntimeError):
@@ -75,8 +78,9 @@ def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callb
     experiment_path = experiment_root / name
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
-                             storage_path=str(experiment_path / TRAIN_RUNS), max_failures=config.tune.max_failures),
-        {"CPU": TRIAL_DRIVER_CPUS})
+                             storage_path=str(experiment_path / TRAIN_RUNS), max_failures=config.tune.max_failures,
+                             concurrent_trials=concurrent_trials(config)),
+        TRIAL_DRIVER_RESOURCES)
     if resume and tune.Tuner.can_restore(str(experiment_path)):
         tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, param_space=param_space(config),
                                    resume_unfinished=True, resume_errored=False, restart_errored=False)

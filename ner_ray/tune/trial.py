@@ -26,7 +26,8 @@ def train_run_name(trial_id: str) -> str:
     return f"train-{trial_id}"
 
 
-def run_trial(params: dict[str, Any], base: dict[str, Any], storage_path: str, max_failures: int) -> None:
+def run_trial(params: dict[str, Any], base: dict[str, Any], storage_path: str, max_failures: int,
+              concurrent_trials: int = 1) -> None:
     """Tune's function trainable (bound with tune.with_parameters): train one trial through TorchTrainer.
 
     Args:
@@ -34,6 +35,7 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], storage_path: str, m
         base: the experiment's StudyConfig as JSON.
         storage_path: folder of the trials' Ray Train runs.
         max_failures: Ray Train worker restarts within the trial (each resumes from the latest checkpoint).
+        concurrent_trials: the study's trials at once (they share the nodes' CPU threads).
     """
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -43,4 +45,4 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], storage_path: str, m
     config = trial_config(params, StudyConfig.model_validate(base))
     trial_id = tune.get_context().get_trial_id()
     run_trainer(config, train_run_name(trial_id), Path(storage_path), max_failures=max_failures,
-                callbacks=(TuneReportCallback(),))
+                callbacks=(TuneReportCallback(),), concurrent_trials=concurrent_trials)
