@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ner_ray.config import StudyConfig
+from ner_ray.config import ResourcesConfig, StudyConfig
 from ner_ray.data.textio import write_text_atomic
 
 
@@ -76,7 +76,7 @@ def scaling_config(config: StudyConfig):
     return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
-def worker_threads(resources, node_cpus: int, concurrent_trials: int = 1) -> int:
+def worker_threads(resources: ResourcesConfig, node_cpus: int, concurrent_trials: int = 1) -> int:
     """Torch threads of one Ray Train worker: resources.threads_per_worker, or the node's CPUs shared among
     the workers that can run on it at once (the trial's workers times the concurrent trials, no more than
     the node's CPUs hold at resources.cpus_per_worker each), so that concurrent trials do not oversubscribe it."""
