@@ -5,6 +5,7 @@
   ner-ray config check FILE [key=value ...]
   ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
+  ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]
   ner-ray report OUTPUT_DIR
 """
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ner_ray.errors import ConfigError, DataFormatError
+from ner_ray.tune import command as tune_command
 
 TARGETS = ("span-jsonl", "instruct-jsonl", "bio", "pubtator")
 
@@ -50,11 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("file", type=Path, help="study YAML")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.corpus=ncbi_disease")
     train.add_argument("--experiment", help="run only this experiment (default: every experiment of the study)")
-    tune = commands.add_parser("tune", help="run a study on Ray Tune (ASHA + Optuna), logged to MLflow")
-    tune.add_argument("file", type=Path, help="study YAML")
-    tune.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. tune.num_samples=8")
-    tune.add_argument("--resume", action="store_true", help="continue the interrupted study in train.output_dir")
-    tune.add_argument("--address", help="Ray cluster to join (default: resources.address, else a local Ray)")
+    tune_command.add_arguments(commands.add_parser("tune", help="run a study on Ray Tune (ASHA + Optuna), logged to MLflow"))
+    evaluate = commands.add_parser("evaluate", help="score a saved model (any family) on a corpus split: scores.json "
+                                   "and predictions.pubtator")
+    evaluate.add_argument("model_dir", type=Path, help="a saved model folder (train.output_dir/<experiment>/model)")
+    evaluate.add_argument("corpus", help="a named corpus (bc5cdr, ncbi_disease, demo), a corpus file or a folder")
+    evaluate.add_argument("--split", default="test", help="the split to score (default: test)")
+    evaluate.add_argument("--out", type=Path, help="where to write scores.json and predictions.pubtator "
+                          "(default: MODEL_DIR/evaluations/<corpus>-<split>)")
+    evaluate.add_argument("--types", nargs="+", help="score only these entity types (default: those the corpus annotates)")
+    evaluate.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: the precision the model trained in")
+    evaluate.add_argument("--batch-size", type=int, help="windows per batch (default: the model's train.eval_batch_size)")
+    evaluate.add_argument("--format", dest="fmt", help="corpus file format (default: the corpus's own, or from the suffix)")
+    evaluate.add_argument("--data-dir", help="folder laid out like ../shared/data (else $NER_RAY_DATA, the cache, a download)")
     report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
@@ -62,13 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # argparse stops filling a positional list at the first option, so in
-    # `train STUDY.yaml --experiment NAME key=value` the overrides after the option come back unparsed.
-    args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "overrides", None) is not None and not any(e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = tune_command.parse_with_overrides(parser, argv)
     try:
         if args.command == "data" and args.action == "stats":
             return _data_stats(args)
@@ -82,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "tune":
-            return _tune(args)
+            return tune_command.run(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "report":
-            from ner_ray.tune.report import write_report
+            from ner_ray.tune.study_report import write_report
 
             table, report = write_report(args.output_dir)
             print(f"{table}\nreport: {report}")
@@ -133,8 +139,8 @@ def _data_convert(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ner_ray.comparison import comparison_table
     from ner_ray.config import load_study
-    from ner_ray.report import comparison_table
     from ner_ray.train.run import train_repeats
 
     study = load_study(args.file, args.overrides)
@@ -148,14 +154,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tune(args: argparse.Namespace) -> int:
-    from ner_ray.tune.study import StudyInterrupted, run_study
+def _evaluate(args: argparse.Namespace) -> int:
+    from ner_ray.artifacts import PREDICTIONS, SCORES
+    from ner_ray.inference.evaluate import evaluate_model
 
-    try:
-        run_study(args.file, args.overrides, resume=args.resume, address=args.address)
-    except StudyInterrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
-        return 130
+    out = args.out or args.model_dir / "evaluations" / f"{Path(args.corpus).name}-{args.split}"
+    scores = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
+                            precision=args.precision, fmt=args.fmt, data_dir=args.data_dir)
+    print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}; "
+          f"tp {scores['tp']}, fp {scores['fp']}, fn {scores['fn']}) on {scores['documents']} documents of "
+          f"{args.corpus} {args.split}, types {', '.join(scores['types'])}, {scores['inference_precision']}; "
+          f"{scores['gold_crossing_windows']} gold entities crossed a window boundary")
+    print(f"scores: {out / SCORES}\npredictions: {out / PREDICTIONS}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Shared test fixtures: where ../shared/data lies, and a skip marker for when it is absent."""
+"""Shared test fixtures: where ../shared/data lies (a skip marker for when it is absent, outside CI), local Ray,
+the test plugin family, and the CI rule: under $CI no test skips, except those marked `gpu`."""
 
 from __future__ import annotations
 
@@ -18,11 +19,56 @@ if os.environ.get("CI") and not SHARED_DATA.is_dir():
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 
 
+def _ci_forbids(report, item=None) -> bool:
+    return bool(os.environ.get("CI")) and report.skipped and (item is None or item.get_closest_marker("gpu") is None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a skipped test fails (a missing corpus, package or service must not pass unseen), `gpu` tests aside."""
+    outcome = yield
+    report = outcome.get_result()
+    if _ci_forbids(report, item):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where only gpu-marked tests may skip: {report.longrepr}"
+
+
+def pytest_collectreport(report):
+    """A whole test module skipped at collection (pytest.importorskip) fails under CI too."""
+    if _ci_forbids(report):
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under CI: {report.longrepr}"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def text_family():
+    """The test plugin family `gazetteer_text` (tests/text_family_plugin.py) registered in this process for one
+    test; Ray worker processes register it themselves through $NER_RAY_PLUGINS (see test_evaluate)."""
+    with registered_text_family():
+        yield
+
+
+@contextlib.contextmanager
+def registered_text_family():
+    from ner_ray.registry import FAMILIES
+
+    present = "gazetteer_text" in FAMILIES
+    import text_family_plugin  # its first import registers the family
+
+    if "gazetteer_text" not in FAMILIES:
+        FAMILIES.register("gazetteer_text", text_family_plugin.GazetteerText)
+    try:
+        yield
+    finally:
+        if not present:
+            FAMILIES.unregister("gazetteer_text")
 
 
 @contextlib.contextmanager

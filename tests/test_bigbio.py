@@ -93,6 +93,26 @@ def test_documents_from_a_saved_dataset_dict(tmp_path):
         load_bigbio(tmp_path / "kb", "test")
 
 
+def test_a_saved_dataset_is_a_corpus_of_format_bigbio(tmp_path):
+    from ner_ray.config import StudyConfig
+    from ner_ray.data.corpora import load_corpus
+    from ner_ray.train.data import load_documents
+
+    ds = datasets.Dataset.from_list(RECORDS, features=KB_FEATURES)
+    datasets.DatasetDict({"train": ds, "validation": ds.select([2])}).save_to_disk(str(tmp_path / "kb"))
+    corpus = load_corpus(tmp_path / "kb", fmt="bigbio")
+    assert corpus.splits == {"train": EXPECTED, "dev": EXPECTED[2:]}  # BigBio's validation is our dev; no test split
+    assert corpus.reports["train"].counts["discontinuous_merged"] == 1
+    # a study reads it with data.format: bigbio, and has no test split to score
+    config = StudyConfig().with_updates({"data.corpus": str(tmp_path / "kb"), "data.format": "bigbio"})
+    splits, types = load_documents(config)
+    assert set(splits) == {"train", "dev"} and types == ("Chemical", "Disease")
+    with pytest.raises(ValueError, match="reads a whole dataset, not one file"):
+        from ner_ray.data.formats import read_documents
+
+        read_documents(tmp_path / "kb", fmt="bigbio")
+
+
 def test_documents_from_a_saved_single_split(tmp_path):
     datasets.Dataset.from_list(RECORDS, features=KB_FEATURES).save_to_disk(str(tmp_path / "one"))
     assert load_bigbio(tmp_path / "one", "train") == EXPECTED

@@ -68,3 +68,12 @@ def test_config_check_prints_experiments_and_reports_bad_keys(tmp_path, capsys):
     assert main(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:5" in err and "train.lrr" in err and "did you mean 'train.lr'" in err
+
+
+def test_config_check_names_the_valid_families_for_an_unregistered_one(tmp_path, capsys):
+    # span_gen is the next issue's family: until it is registered, a study naming it fails before anything runs.
+    path = tmp_path / "span.yaml"
+    path.write_text("model:\n  name: smollm2-135m\n  family: span_gen\n")
+    assert main(["config", "check", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {path}:3: model.family: unknown model family 'span_gen'; valid: crf, fusion, multitask, token_cls")

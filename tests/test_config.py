@@ -312,7 +312,7 @@ def test_a_search_key_the_schema_lacks_fails_at_load(tmp_path):
     ("train.lr: {logunifrom: [0.1, 0.2]}", "search.train.lr.logunifrom: unknown key; did you mean 'loguniform'?"),
     ("model.lora.r: {choice: [4, 8.5]}", "search.model.lora.r: value 8.5 is not valid for model.lora.r: expected an integer, got 8.5"),
     ("train.epochs: {randint: [0, 3]}", "search.train.epochs: value 0 is not valid for train.epochs: must be >= 1, got 0"),
-    ("model.family: {choice: [crf, bilstm]}", "search.model.family: value 'bilstm' is not valid for model.family: expected one of"),
+    ("model.family: {choice: [crf, bilstm]}", "search.model.family: value 'bilstm' is not valid for model.family: unknown model family 'bilstm'; valid: crf, fusion, multitask, token_cls"),
     ("train.epochs: {grid: [1, 2]}", "search.train.epochs: tune.searcher optuna cannot search grid domains (train.epochs)"),
 ])
 def test_bad_search_domains_fail_at_load(tmp_path, line, expected):
@@ -353,7 +353,7 @@ def test_to_flat_dict_names_every_leaf_by_its_dotted_key():
     assert flat["model.lora.r"] == 8 and flat["train.lr"] == 5e-4 and flat["train.deepspeed"] is None
     assert flat["search.train.lr"] == {"loguniform": [1e-4, 1e-3]}
     assert "model.lora" not in flat and "search" not in flat
-    assert set(flat) - {k for k in flat if k.startswith("search.")} <= set(keys.schema_keys())
+    assert set(flat) - {k for k in flat if k.startswith("search.")} <= set(keys.schema_keys(StudyConfig))
 
 
 @pytest.mark.parametrize("path", SEARCH_SPACES, ids=lambda p: p.name)
@@ -391,3 +391,57 @@ def test_every_block_forbids_extra_keys_and_describes_every_field():
         for name, info in block.model_fields.items():
             assert info.description, f"{block.__name__}.{name} has no description"
             assert info.annotation is not None
+
+
+def test_the_schema_accepts_exactly_the_registered_names():
+    from ner_ray.registry import FAMILIES, FORMATS
+
+    fusion = {"model.fusion": {"adapters": ["a/b"]}}
+    for name in FAMILIES.names():
+        assert StudyConfig().with_updates({"model.family": name, **fusion}).model.family == name
+    for name in ("auto", *FORMATS.names()):
+        assert StudyConfig().with_updates({"data.format": name}).data.format == name
+    for key, name in (("model.family", "span_gen"), ("model.family", "instruct"), ("data.format", "instruct_jsonl")):
+        with pytest.raises(ConfigError, match=f"{key}: unknown .* '{name}'; "):
+            StudyConfig().with_updates({key: name})
+    with pytest.raises(ConfigError, match="unknown model family 'gazetteer_text'"):
+        StudyConfig().with_updates({"model.family": "gazetteer_text"})
+
+
+def test_a_plugin_named_in_the_environment_registers_its_family():
+    import os
+    import subprocess
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    code = ("from ner_ray.config import StudyConfig\n"
+            "print(StudyConfig().with_updates({'model.family': 'gazetteer_text'}).model.family)\n")
+    env = {**os.environ, "NER_RAY_PLUGINS": "text_family_plugin", "PYTHONPATH": str(tests)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "gazetteer_text"
+    env["NER_RAY_PLUGINS"] = "no_such_plugin_module"
+    failed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "NER_RAY_PLUGINS names the module 'no_such_plugin_module', which cannot be imported" in failed.stderr
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=true", "train.lr: expected a number, got True"),
+    ("train.epochs=2.0", "train.epochs: expected an integer, got 2.0"),
+    ("train.epochs='3'", "train.epochs: expected an integer, got '3'"),
+    ("train.group_by_length=1", "train.group_by_length: expected true or false, got 1"),
+])
+def test_overrides_are_not_coerced(tmp_path, override, message):
+    assert load_error(write(tmp_path, "name: s\n"), [override]).endswith(message)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("{dev_split: train}", "train_split and dev_split are both 'train'"),
+    ("{test_split: dev}", "dev_split and test_split are both 'dev'"),
+])
+def test_train_dev_and_test_splits_must_differ(tmp_path, data, message):
+    assert message in load_error(write(tmp_path, f"data: {data}\n"))
+
+
+def test_split_keys_cannot_be_searched(tmp_path):
+    error = load_error(write(tmp_path, "search:\n  data.dev_split: {choice: [dev, test]}\n"))
+    assert "search.data.dev_split: 'data.dev_split' is not searchable" in error

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from ner_ray.data.corpora import (
-    CORPORA,
     CorpusNotFoundError,
     cache_dir,
     load_corpus,
     locate,
 )
 from ner_ray.data.download import sha256_of
+from ner_ray.registry import CORPORA
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_registered_checksums_match_the_shared_files(shared_data):
-    for spec in CORPORA.values():
+    for spec in map(CORPORA.get, CORPORA.names()):
         if spec.packaged:
             continue
         for form in spec.forms.values():
@@ -61,7 +61,7 @@ def test_registered_checksums_match_the_shared_files(shared_data):
 
 
 def test_explicit_folder_then_environment(shared_data, isolated, monkeypatch):
-    spec = CORPORA["ncbi_disease"]
+    spec = CORPORA.get("ncbi_disease")
     assert locate(spec, "dev", data_dir=shared_data) == shared_data / "ncbi_disease/NCBIdevelopset_corpus.txt"
     assert locate(spec, "dev", data_dir=shared_data / "ncbi_disease") == shared_data / "ncbi_disease/NCBIdevelopset_corpus.txt"
     monkeypatch.setenv("NER_RAY_DATA", str(shared_data))
@@ -76,7 +76,7 @@ def test_download_from_loopback_checks_sha_and_fills_the_cache(shared_data, mirr
     assert corpus.files["dev"] == cached and cached.read_bytes() == (shared_data / "ncbi_disease/NCBIdevelopset_corpus.txt").read_bytes()
     # Now the cache answers, even with the mirror gone.
     shutil.rmtree(mirror / "ncbi_disease")
-    assert locate(CORPORA["ncbi_disease"], "dev") == cached
+    assert locate(CORPORA.get("ncbi_disease"), "dev") == cached
 
 
 def test_corrupt_download_is_rejected_and_nothing_is_cached(shared_data, mirror):
@@ -84,7 +84,7 @@ def test_corrupt_download_is_rejected_and_nothing_is_cached(shared_data, mirror)
     data = (shared_data / "ncbi_disease/NCBIdevelopset_corpus.txt").read_bytes()
     (mirror / "ncbi_disease/NCBIdevelopset_corpus.txt").write_bytes(data.replace(b"cancer", b"cancre", 1))
     with pytest.raises(CorpusNotFoundError, match="sha256"):
-        locate(CORPORA["ncbi_disease"], "dev")
+        locate(CORPORA.get("ncbi_disease"), "dev")
     folder = cache_dir() / "ncbi_disease"
     assert not folder.exists() or list(folder.iterdir()) == []
 
@@ -101,14 +101,14 @@ def test_not_found_offline_names_the_three_ways(isolated, monkeypatch):
 def test_unreachable_source_is_the_same_clear_error(isolated, monkeypatch):
     monkeypatch.setenv("NER_RAY_MIRROR", "http://127.0.0.1:9/")  # discard port: nothing listens
     with pytest.raises(CorpusNotFoundError, match="downloading http://127.0.0.1:9/ncbi_disease"):
-        locate(CORPORA["ncbi_disease"], "train")
+        locate(CORPORA.get("ncbi_disease"), "train")
 
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(FileNotFoundError, match="nor a named corpus; did you mean 'bc5cdr'"):
         load_corpus("bc5cdrr")
     with pytest.raises(ValueError, match="valid: dev, test, train"):
-        locate(CORPORA["bc5cdr"], "validation")
+        locate(CORPORA.get("bc5cdr"), "validation")
 
 
 def test_demo_corpus_ships_in_the_package(isolated, monkeypatch):

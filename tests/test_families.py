@@ -1,8 +1,9 @@
 """Behaviour matrix of the encoder families on a tiny BERT built from a config and the demo corpus.
 
 For token_cls (full, LoRA, LoRA on the last layer), crf (LoRA, full) and multitask (LoRA): the loss
-is finite and falls, only the parameters that should train change, `decode(encode(doc))` gives back
-the gold spans, and save → load predicts the same. No Ray, no HF Trainer: plain AdamW on `family.loss`.
+is finite and falls, only the parameters that should train change, decoding gold outputs through the
+family's `decode` and `spans` (and ner_ray.inference) gives back the gold spans, and save → load predicts
+the same. No Ray, no HF Trainer: plain AdamW on `family.loss`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ import pytest
 import torch
 
 from ner_ray.config import StudyConfig
-from ner_ray.families.base import FAMILIES, IGNORE
-from ner_ray.train.data import PreparedData, prepare_data
-from ner_ray.train.export import load_model, save_model
-from ner_ray.train.predict import (
-    decode_batch,
-    extra_metrics,
-    predict_ids,
-    predicted_documents,
-    split_predictions,
-)
+from ner_ray.families.tagger import IGNORE
+from ner_ray.inference.decode import predicted_documents
+from ner_ray.inference.encode import encode_documents
+from ner_ray.inference.model_files import load_model, save_model
+from ner_ray.inference.predict import predict_rows
+from ner_ray.registry import FAMILIES
+from ner_ray.train.data import TrainingData, prepare_data
 
 CASES = {
     "token_cls-full": ("token_cls", None),
@@ -64,7 +62,7 @@ def study(model_dir: Path, family: str, lora: dict | None, **model) -> StudyConf
 class Setup:
     config: StudyConfig
     family: object
-    data: PreparedData
+    data: TrainingData
 
 
 @dataclass
@@ -93,9 +91,10 @@ class Lab:
             # The windows depend on the family, not on LoRA: encode each family's corpus once.
             same = next((s for s in self.setups.values() if s.config.model.family == family_name), None)
             if same is None:
-                data, family = prepare_data(config, FAMILIES.get(family_name), self.tokenizer)
+                data = prepare_data(config, self.tokenizer)
+                family = data.family
             else:
-                data, family = same.data, FAMILIES.get(family_name)(config, self.tokenizer, same.data.labels)
+                data, family = same.data, FAMILIES.get(family_name)(config, same.family.types, self.tokenizer)
             self.setups[case] = Setup(config, family, data)
         return self.setups[case]
 
@@ -120,7 +119,7 @@ class Lab:
 
     def fixed_examples(self, case: str) -> list:
         """The first BATCH training windows that hold an entity."""
-        examples = self.setup(case).data.splits["train"].examples
+        examples = self.setup(case).data.train
         return [e for e in examples if e.window.spans][:BATCH]
 
 
@@ -192,78 +191,91 @@ def spans(doc) -> list[tuple[int, int, str]]:
     return sorted((s.start, s.end, s.type) for s in doc.spans)
 
 
+def scored_splits(setup):
+    """(gold documents, their evaluation examples) of the dev and test splits."""
+    test = setup.data.test_documents
+    return [(setup.data.dev_documents, setup.data.dev), (test, encode_documents(test, setup.family))]
+
+
 @pytest.mark.parametrize("case", ["token_cls-lora", "crf-lora", "multitask-lora"])
 def test_decode_of_gold_outputs_gives_the_gold_spans(lab, case):
     setup = lab.setup(case)
-    family, scheme = setup.family, setup.config.data.label_scheme
+    family = setup.family
     model = lab.train(case).model  # crf decoding needs the model's CRF (its transitions cannot beat these outputs)
     checked = 0
-    for split in setup.data.splits.values():
-        batch = family.collate([e.features for e in split.examples])
-        ids, extra = split_predictions(decode_batch(family, model, gold_outputs(family, batch), batch))
+    for documents, examples in scored_splits(setup):
+        batch = family.collate([e.features for e in examples])
+        rows = family.decode(model, gold_outputs(family, batch), batch)
+        ids = rows[0] if isinstance(rows, tuple) else rows
         gold_ids = torch.where(batch["label_mask"].bool(), batch["labels"], torch.full_like(batch["labels"], IGNORE))
         assert torch.equal(ids, gold_ids)
-        if extra is not None:
-            assert extra_metrics(family, extra, split.examples)["sentence_accuracy"] == 1.0
-        predicted = predicted_documents(split.documents, split.examples, ids.tolist(), family.labels, scheme)
-        misaligned = {e.extra["doc_index"] for e in split.examples if e.misaligned}
-        for index, (gold, pred) in enumerate(zip(split.documents, predicted)):
-            if index in misaligned:
+        predicted = predicted_documents(family, documents, examples, rows)
+        if family.name == "multitask":
+            assert family.extra_metrics(documents, predicted)["sentence_accuracy"] == 1.0
+        # Evaluation windows are cut from the text alone: an entity that a window boundary cuts is a miss.
+        unreachable = {e.doc_index for e in examples if e.misaligned}
+        for index, (gold, pred) in enumerate(zip(documents, predicted)):
+            inside = [s for s in gold.spans if any(w["start"] <= s.start and s.end <= w["end"] for w in pred.meta["windows"])]
+            if index in unreachable:
                 continue
-            assert spans(pred) == spans(gold), gold.id
+            assert spans(pred) == spans(gold.with_spans(inside)), gold.id
             checked += 1
-    assert checked >= 20  # the demo corpus has 24 documents; few (if any) are misaligned
+    assert checked >= 8  # the demo corpus has 5 dev and 5 test documents; few (if any) are misaligned
 
 
 def test_multitask_examples_are_sentences_with_cid_labels(lab):
     setup = lab.setup("multitask-lora")
-    train = setup.data.splits["train"]
-    labels = [e.features["sentence_labels"] for e in train.examples]
+    labels = [e.features["sentence_labels"] for e in setup.data.train]
     assert set(labels) == {0, 1}
-    assert len(train.examples) >= 70  # one example per sentence (70 sentences in the training split)
-    token_windows = lab.setup("token_cls-lora").data.splits["train"].examples
-    assert len(train.examples) > len(token_windows)
+    assert len(setup.data.train) >= 70  # one example per sentence (70 sentences in the training split)
+    token_windows = lab.setup("token_cls-lora").data.train
+    assert len(setup.data.train) > len(token_windows)
 
 
 def test_multitask_sentence_metrics_reach_the_predictions(lab):
     setup = lab.setup("multitask-lora")
     family, model = setup.family, lab.train("multitask-lora").model
-    dev = setup.data.splits["dev"]
-    batch = family.collate([e.features for e in dev.examples])
-    with torch.no_grad():
-        _, outputs = family.loss(model, batch)
-    ids, extra = split_predictions(tuple(t.numpy() for t in decode_batch(family, model, outputs, batch)))
-    metrics = extra_metrics(family, extra, dev.examples)
-    assert ids.shape == tuple(batch["labels"].shape)
+    rows = predict_rows(family, model, setup.data.dev, batch_size=8)
+    assert all(isinstance(row, tuple) and len(row) == 2 for row in rows)
+    predicted = predicted_documents(family, setup.data.dev_documents, setup.data.dev, rows)
+    metrics = family.extra_metrics(setup.data.dev_documents, predicted)
     assert set(metrics) >= {"sentence_accuracy", "sentence_f1"}
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    windows = [w for doc in predicted for w in doc.meta["windows"]]
+    assert len(windows) == len(setup.data.dev) and all(w["sentence_class"] in (0, 1) for w in windows)
 
 
-def test_families_without_a_sentence_task_collect_only_ids(lab):
+def test_families_without_a_sentence_task_decode_one_tensor(lab):
     setup = lab.setup("crf-lora")
     family, model = setup.family, lab.train("crf-lora").model
     batch = family.collate([e.features for e in lab.fixed_examples("crf-lora")])
     with torch.no_grad():
         _, outputs = family.loss(model, batch)
-    ids, extra = split_predictions(decode_batch(family, model, outputs, batch).numpy())
-    assert ids.shape == tuple(batch["labels"].shape)
-    assert extra is None and extra_metrics(family, extra, []) == {}
+    rows = family.decode(model, outputs, batch)
+    assert isinstance(rows, torch.Tensor) and rows.shape == tuple(batch["labels"].shape)
+    assert family.extra_metrics([], []) == {}
 
 
 # ------------------------------------------------------------------------------------ save and load
+def predicted_ids(family, model, examples) -> list[list[int]]:
+    rows = predict_rows(family, model, examples, batch_size=8)
+    return [(row[0] if isinstance(row, tuple) else row).tolist() for row in rows]
+
+
 @pytest.mark.parametrize("case", ["token_cls-full", "token_cls-lora", "crf-lora", "crf-full", "multitask-lora"])
 def test_save_then_load_predicts_the_same(lab, case, tmp_path):
     setup = lab.setup(case)
     model = lab.train(case).model
-    save_model(model, setup.family, tmp_path / "model")
-    family, loaded = load_model(tmp_path / "model")
-    assert family.name == setup.family.name and family.labels == setup.family.labels
-    examples = setup.data.splits["dev"].examples
-    assert predict_ids(family, loaded, examples) == predict_ids(setup.family, model, examples)
+    save_model(model, setup.family, tmp_path / "model", "fp32")
+    loaded = load_model(tmp_path / "model")
+    family = loaded.family
+    assert family.name == setup.family.name and family.types == setup.family.types and loaded.precision == "fp32"
+    examples = setup.data.dev
+    assert predicted_ids(family, loaded.model, examples) == predicted_ids(setup.family, model, examples)
     batch = family.collate([e.features for e in examples])
     with torch.no_grad():
         _, ours = setup.family.loss(model, batch)
-        _, theirs = family.loss(loaded, batch)
+        _, theirs = family.loss(loaded.model, batch)
     assert ours.keys() == theirs.keys()
     for key in ours:
         torch.testing.assert_close(theirs[key], ours[key], rtol=0, atol=1e-6)
@@ -273,7 +285,7 @@ def test_save_then_load_predicts_the_same(lab, case, tmp_path):
 def test_unfreeze_callback_makes_base_weights_trainable_and_optimized(lab, tmp_path):
     from transformers import TrainerState, TrainingArguments
 
-    from ner_ray.train.trainer import UNFREEZE_LR_FACTOR, UnfreezeCallback
+    from ner_ray.train.callbacks import UNFREEZE_LR_FACTOR, UnfreezeCallback
 
     family = lab.setup("token_cls-lora").family
     model = family.build()

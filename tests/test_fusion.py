@@ -7,16 +7,16 @@ import functools
 
 import pytest
 import torch
+from test_families import predicted_ids
 
 from ner_ray.config import StudyConfig
 from ner_ray.data.corpora import load_corpus
 from ner_ray.data.pubtator import write_pubtator
-from ner_ray.families.base import FAMILIES
 from ner_ray.families.fusion import AdapterMixer, resolve_adapter
+from ner_ray.inference.evaluate import evaluate, evaluate_model
+from ner_ray.inference.model_files import load_model, save_model
+from ner_ray.inference.predict import document_predictor
 from ner_ray.train.data import prepare_data
-from ner_ray.train.evaluate import evaluate_documents, evaluate_on_corpus
-from ner_ray.train.export import load_model, save_model
-from ner_ray.train.predict import predict_ids
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def tokenizer(name: str):
 
 
 def prepared(config: StudyConfig):
-    return prepare_data(config, FAMILIES.get(config.model.family), tokenizer(config.model.name))
+    data = prepare_data(config, tokenizer(config.model.name))
+    return data, data.family
 
 
 def train_steps(family, model, examples, steps: int, lr: float = 1e-2) -> list[float]:
@@ -88,8 +89,8 @@ def adapters(tiny, corpora, tmp_path_factory):
         config = study(tiny, **{"data.corpus": corpus, "model.lora": {"r": r, "alpha": 2 * r, "dropout": 0.0}})
         data, family = prepared(config)
         model = family.build()
-        train_steps(family, model, data.splits["train"].examples, steps=3 if r == 4 else 0)
-        saved[name] = str(save_model(model, family, tmp_path_factory.mktemp(name)))
+        train_steps(family, model, data.train, steps=3 if r == 4 else 0)
+        saved[name] = str(save_model(model, family, tmp_path_factory.mktemp(name), "fp32"))
     return saved
 
 
@@ -104,22 +105,22 @@ def fusion(tiny, adapters, combination: str, names=("chem", "dis"), **updates):
 @pytest.mark.parametrize("combination", ["linear", "cat"])
 def test_linear_and_cat_fuse_into_one_frozen_adapter_and_predict(tiny, adapters, combination):
     data, family, model = fusion(tiny, adapters, combination)
-    assert family.labels.types == ("Chemical", "Disease")
+    assert family.types == ("Chemical", "Disease")
     assert list(model.encoder.peft_config) == ["default"]
     assert model.encoder.peft_config["default"].r == (8 if combination == "cat" else 4)
     assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"classifier"}
-    dev = data.splits["dev"].examples
-    losses = train_steps(family, model, data.splits["train"].examples, steps=4)
+    dev = data.dev
+    losses = train_steps(family, model, data.train, steps=4)
     assert all(torch.isfinite(torch.tensor(losses)))
-    rows = predict_ids(family, model, dev)
-    assert len(rows) == len(dev) and all(len(r) >= len(e.offsets) for r, e in zip(rows, dev))
+    rows = predicted_ids(family, model, dev)
+    assert len(rows) == len(dev) and all(len(r) >= len(e.decoding["offsets"]) for r, e in zip(rows, dev))
 
 
 def test_cat_equals_both_adapters_active_with_the_same_weights(tiny, adapters):
     # cat is exact: W x + sum_a w_a s_a B_a A_a x, which is what learned computes at its initial weights.
     _, _, cat = fusion(tiny, adapters, "cat")
     data, _, learned = fusion(tiny, adapters, "learned")
-    batch = {k: torch.tensor([v]) for k, v in data.splits["dev"].examples[0].features.items() if k in ("input_ids", "attention_mask")}
+    batch = {k: torch.tensor([v]) for k, v in data.dev[0].features.items() if k in ("input_ids", "attention_mask")}
     cat.eval()
     learned.eval()
     learned.mixer()
@@ -146,11 +147,11 @@ def test_learned_trains_the_mixing_weights_and_not_the_adapters(tiny, adapters):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model.gradient_checkpointing_enable({"use_reentrant": True})  # made non-reentrant: gradients still reach the mixer
     model.train()
-    loss, _ = family.loss(model, family.collate([e.features for e in data.splits["train"].examples[:8]]))
+    loss, _ = family.loss(model, family.collate([e.features for e in data.train[:8]]))
     loss.backward()
     assert model.mixer.logits.grad is not None and model.mixer.logits.grad.abs().sum() > 0
     assert all(p.grad is None for n, p in model.named_parameters() if "lora_" in n)
-    train_steps(family, model, data.splits["train"].examples, steps=2, lr=0.1)
+    train_steps(family, model, data.train, steps=2, lr=0.1)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == trainable
     assert not torch.allclose(model.mixer.mixing_weights(), torch.tensor(0.5))
@@ -159,27 +160,27 @@ def test_learned_trains_the_mixing_weights_and_not_the_adapters(tiny, adapters):
 @pytest.mark.parametrize("combination", ["cat", "learned"])
 def test_save_then_load_gives_the_same_predictions(tiny, adapters, tmp_path, combination):
     data, family, model = fusion(tiny, adapters, combination)
-    train_steps(family, model, data.splits["train"].examples, steps=2, lr=0.1)
-    dev = data.splits["dev"].examples
-    expected = predict_ids(family, model, dev)
-    save_model(model, family, tmp_path / "fused")
+    train_steps(family, model, data.train, steps=2, lr=0.1)
+    dev = data.dev
+    expected = predicted_ids(family, model, dev)
+    save_model(model, family, tmp_path / "fused", "fp32")
     assert (tmp_path / "fused" / "adapter").is_dir() and not (tmp_path / "fused" / "encoder").exists()
-    loaded_family, loaded = load_model(tmp_path / "fused")
-    assert predict_ids(loaded_family, loaded, dev) == expected
+    loaded = load_model(tmp_path / "fused")
+    assert predicted_ids(loaded.family, loaded.model, dev) == expected
     if combination == "learned":
-        torch.testing.assert_close(loaded.mixer.mixing_weights(), model.mixer.mixing_weights())
+        torch.testing.assert_close(loaded.model.mixer.mixing_weights(), model.mixer.mixing_weights())
 
 
-def test_evaluate_on_corpus_scores_only_the_types_each_corpus_annotates(tiny, adapters, corpora, tmp_path):
+def test_evaluate_model_scores_only_the_types_each_corpus_annotates(tiny, adapters, corpora, tmp_path):
     data, family, model = fusion(tiny, adapters, "linear")
-    train_steps(family, model, data.splits["train"].examples, steps=2)
-    save_model(model, family, tmp_path / "fused")
-    chem = evaluate_on_corpus(tmp_path / "fused", corpora["Chemical"], "dev")
-    dis = evaluate_on_corpus(tmp_path / "fused", corpora["Disease"], "dev")
+    train_steps(family, model, data.train, steps=2)
+    save_model(model, family, tmp_path / "fused", "fp32")
+    chem = evaluate_model(tmp_path / "fused", corpora["Chemical"], "dev")
+    dis = evaluate_model(tmp_path / "fused", corpora["Disease"], "dev")
     assert chem["types"] == ["Chemical"] and set(chem["per_type"]) <= {"Chemical"}
     assert dis["types"] == ["Disease"] and set(dis["per_type"]) <= {"Disease"}
     # The same numbers as scoring the in-memory model on the demo dev split restricted to one type.
-    direct = evaluate_documents(family, model.eval(), data.splits["dev"].documents, ["Chemical"])
+    direct, _ = evaluate(document_predictor(family, model.eval()), data.dev_documents, types=["Chemical"])
     assert chem["f1"] == pytest.approx(direct["f1"]) and chem["fn"] == direct["fn"]
 
 
@@ -194,19 +195,19 @@ def test_adapters_resolve_by_experiment_name_under_output_dir(tiny, adapters, tm
         resolve_adapter("lora-dis", config)
 
 
-def test_the_trainer_predicts_what_predict_ids_does(tiny, adapters, tmp_path):
+def test_the_trainer_predicts_what_predict_rows_does(tiny, adapters, tmp_path):
     # Rows must come back in example order (HF groups evaluation batches by length under group_by_length).
-    from ner_ray.train.trainer import NerTrainer, training_arguments
+    from ner_ray.train.trainer import FamilyTrainer, training_arguments
 
     data, family, model = fusion(tiny, adapters, "learned")
     assert family.config.train.group_by_length
-    dev = data.splits["dev"].examples
-    args = training_arguments(family.config, str(tmp_path), steps_per_epoch=1, deepspeed=None)
-    trainer = NerTrainer(model=model, args=args, family=family, data_collator=family.collate,
-                         eval_dataset=[e.features for e in dev])
+    dev = data.dev
+    args = training_arguments(family.config, str(tmp_path), logging_steps=1, deepspeed=None)
+    trainer = FamilyTrainer(model=model, args=args, family=family, data_collator=family.collate,
+                            eval_dataset=[e.features for e in dev])
     rows = trainer.predict([e.features for e in dev]).predictions
     assert [list(r[: len(e.features["input_ids"])]) for r, e in zip(rows, dev)] == \
-        [r[: len(e.features["input_ids"])] for r, e in zip(predict_ids(family, model, dev), dev)]
+        [r[: len(e.features["input_ids"])] for r, e in zip(predicted_ids(family, model, dev), dev)]
 
 
 def test_config_and_type_checks(tiny, adapters, corpora, caplog):
@@ -216,5 +217,5 @@ def test_config_and_type_checks(tiny, adapters, corpora, caplog):
         study(tiny, **{"model.family": "fusion", "model.fusion": {"adapters": ["a", "b"], "combination": "learned", "weights": [1, 0]}})
     with caplog.at_level("WARNING", logger="ner_ray.families.fusion"):
         _, family, _ = fusion(tiny, adapters, "cat", **{"data.corpus": corpora["Disease"]})
-    assert family.labels.types == ("Disease",)
+    assert family.types == ("Disease",)
     assert "adapter '" in caplog.text and "was trained on types Chemical that the training corpus" in caplog.text

@@ -19,13 +19,13 @@ import pytest
 from conftest import kill_worker_after_first_checkpoint, local_ray
 from test_families import build_tiny_bert
 
+from ner_ray.artifacts import PREDICTIONS
 from ner_ray.config import StudyConfig
-from ner_ray.train.evaluate import evaluate_on_corpus
-from ner_ray.train.worker import PREDICTIONS_FILE
+from ner_ray.inference.evaluate import evaluate_model
 
-FINAL_KEYS = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memory_mb", "trainable_percent",
-              "train_samples_per_second", "dev_f1", "threads_per_worker", "resumed_from_step", "final", "scored_split",
-              "training_memory_mb"}
+FINAL_KEYS = {"test_f1", "test_precision", "test_recall", "test", "train_seconds", "peak_memory_mb", "trainable_percent",
+              "train_samples_per_second", "dev_f1", "dev_precision", "dev_recall", "threads_per_worker", "resumed_from_step",
+              "final", "training_memory_mb", "train_precision"}
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +68,14 @@ def assert_final_metrics(result) -> dict:
     metrics = result.metrics
     assert FINAL_KEYS <= metrics.keys()
     assert metrics["final"] is True
-    for key in ("f1", "precision", "recall", "dev_f1"):
+    for key in ("test_f1", "test_precision", "test_recall", "dev_f1"):
         assert 0.0 <= metrics[key] <= 1.0
-    assert set(metrics["per_type"]) == {"Chemical", "Disease"}
+    assert set(metrics["test"]["per_type"]) == {"Chemical", "Disease"} and metrics["train_precision"] == "fp32"
     assert metrics["train_seconds"] > 0 and metrics["train_samples_per_second"] > 0 and metrics["peak_memory_mb"] > 0
     assert metrics["trainable_percent"] == pytest.approx(100.0)
     # The exported model (the final checkpoint) gives the F1 that the workers reported.
-    assert evaluate_on_corpus(result.checkpoint.path, "demo", "test")["f1"] == pytest.approx(metrics["f1"])
-    assert (Path(result.checkpoint.path) / PREDICTIONS_FILE).read_text().count("|t|") == 5  # the 5 test abstracts
+    assert evaluate_model(result.checkpoint.path, "demo", "test")["f1"] == pytest.approx(metrics["test_f1"])
+    assert (Path(result.checkpoint.path) / PREDICTIONS).read_text().count("|t|") == 5  # the 5 test abstracts
     return metrics
 
 

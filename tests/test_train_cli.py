@@ -13,10 +13,10 @@ from conftest import local_ray
 from test_families import build_tiny_bert
 
 from ner_ray.cli import main
-from ner_ray.report import comparison_table
+from ner_ray.comparison import comparison_table
 
-REQUIRED = {"f1", "precision", "recall", "per_type", "train_seconds", "peak_memory_mb", "trainable_percent",
-            "train_samples_per_second"}
+REQUIRED = {"dev_f1", "test_f1", "test_precision", "test_recall", "test", "train_seconds", "peak_memory_mb",
+            "trainable_percent", "train_samples_per_second", "train_precision"}
 
 
 @pytest.fixture(scope="module")

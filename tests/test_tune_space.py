@@ -42,7 +42,7 @@ def test_repeats_are_a_seed_grid_without_optuna_and_a_repeater_with_it():
     assert trial_updates({"train.lr": 1e-4, "__trial_index__": 1}, searched) == {"train.lr": 1e-4, "train.seed": 43}
 
 
-def test_asha_gets_one_time_unit_per_evaluation_plus_the_final_report():
+def test_asha_gets_one_time_unit_per_planned_evaluation_plus_the_final_report():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from ner_ray.tune.space import make_scheduler
@@ -50,7 +50,25 @@ def test_asha_gets_one_time_unit_per_evaluation_plus_the_final_report():
     asha = make_scheduler(study(**{"train.epochs": 3, "train.evals_per_epoch": 2, "tune.scheduler.grace_period": 2, "tune.scheduler.reduction_factor": 3}))
     assert isinstance(asha, ASHAScheduler)
     assert asha._max_t == 7 and [rung for rung, _ in asha._brackets[0]._rungs] == [6, 2]  # rungs at grace 2 and 2 x 3
+    # eval_steps: the count of max_steps steps (10 steps every 3: at 3, 6, 9 and the last, 10)
+    fixed = make_scheduler(study(**{"train.eval_steps": 3, "train.max_steps": 10}))
+    assert fixed._max_t == 5
     assert isinstance(make_scheduler(study(**{"tune.scheduler.name": "fifo"})), FIFOScheduler)
+
+
+@pytest.mark.parametrize(("updates", "message"), [
+    ({"train.eval_steps": 3}, "with train.eval_steps set train.max_steps too"),
+    ({"search": {"train.epochs": {"choice": [2, 3]}}}, "searching train.epochs changes how many evaluations a trial makes"),
+])
+def test_asha_refuses_what_would_change_the_number_of_reports(updates, message):
+    from ner_ray.tune.space import check_scheduler, make_scheduler
+
+    config = study(**updates)
+    with pytest.raises(ConfigError, match=message):
+        check_scheduler(config)
+    with pytest.raises(ConfigError, match=message):
+        make_scheduler(config)
+    check_scheduler(config.with_updates({"tune.scheduler.name": "fifo"}))  # FIFO lets every trial run to its end
 
 
 def test_optuna_searcher_is_seeded_and_starts_from_known_points():
@@ -95,8 +113,8 @@ def test_resume_without_a_study_names_the_folder(tmp_path, capsys):
 
 def trial(trial_id, status, dev, f1=None, lr=1e-4, seed=42, trainable=1.0):
     return {"experiment": "exp", "trial_id": trial_id, "params": {"train.lr": lr, "train.seed": seed}, "seed": seed,
-            "status": status, "stop_reason": status, "dev_f1": dev, "f1": f1, "precision": f1, "recall": f1,
-            "per_type": {"Disease": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1}} if f1 else None,
+            "status": status, "stop_reason": status, "dev_f1": dev, "test_f1": f1, "test_precision": f1, "test_recall": f1,
+            "test_per_type": {"Disease": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1}} if f1 else None,
             "evaluations": 2, "epochs": 1.0, "train_seconds": 10.0, "seconds": 12.0, "peak_memory_mb": 100.0,
             "trainable_percent": trainable, "model_path": None}
 
@@ -146,7 +164,7 @@ def test_trial_concurrency_holds_for_every_searcher():
 def test_concurrent_trials_share_a_node_s_threads():
     """Torch threads per worker: the node's CPUs split among the workers that run on it at once, so two
     concurrent 1-worker trials on 2 cores take 1 thread each, and a lone trial takes both."""
-    from ner_ray.train.run import worker_threads
+    from ner_ray.train.worker import worker_threads
 
     res = study().resources
     assert worker_threads(res, node_cpus=2) == 2

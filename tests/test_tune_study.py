@@ -67,7 +67,7 @@ def test_two_one_cpu_trials_train_at_once_on_two_cpus(tmp_path):
     import ray
     from ray import tune
 
-    from ner_ray.tune.study import TRIAL_DRIVER_RESOURCES
+    from ner_ray.tune.study_runner import TRIAL_DRIVER_RESOURCES
 
     @ray.remote(num_cpus=1)
     def worker() -> float:
@@ -112,7 +112,7 @@ def test_study_with_asha_and_a_killed_worker(tiny, tmp_path, capsys):
     assert {t["status"] for t in trials} <= {"completed", "early_stopped"}
     first = trials[0]
     assert first["params"] == {"train.lr": 1e-3, "model.lora.r": 4}  # the known point runs first
-    assert first["status"] == "completed" and 0 <= first["f1"] <= 1 and first["evaluations"] == 6
+    assert first["status"] == "completed" and 0 <= first["test_f1"] <= 1 and first["evaluations"] == 6
     assert len(killed) == 1 and first["resumed_from_step"] > 0  # killed mid-trial, resumed, completed
     assert (out / "tiny_search" / "model" / "ner_ray.json").is_file()  # the best trial's model, exported
     assert results["best"]["dev_f1"] == max(t["dev_f1"] for t in trials)
@@ -125,13 +125,48 @@ def test_study_with_asha_and_a_killed_worker(tiny, tmp_path, capsys):
     assert run.info.status == "FINISHED" and run.data.tags["family"] == "token_cls" and run.data.tags["corpus"] == "demo"
     assert run.data.params["model.lora.r"] == "4" and run.data.params["train.epochs"] == "3"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "dev_f1")] == list(range(1, 8))
+    assert "test_f1" in run.data.metrics and "f1" not in run.data.metrics  # every score names its split
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "model", "predictions.pubtator", "per_type.md", "learning_curve.png"} <= artifacts
+    assert {"config.yaml", "model", "predictions.pubtator", "test_per_type.md", "learning_curve.png"} <= artifacts
     assert {a.path for a in client.list_artifacts(parents[0].info.run_id)} >= {"results.json", "report.md", "f1_vs_trainable.png"}
 
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").read_text().startswith("# Study tiny_search")
+
+
+def test_asha_with_odd_steps_per_epoch_completes_every_trial_it_keeps(tiny, tmp_path):
+    """31 training windows at batch 5 are 7 optimiser steps an epoch, evaluated twice an epoch: HF's integer
+    eval_steps would evaluate 7 times in 3 epochs and ASHA (bound 6 + 1) would stop the trial at its last
+    evaluation, before its test score. With the evaluation plan every trial reports exactly 6 times, then its
+    final report. A hopeless trial (lr 1e-7, ranked on dev loss) is stopped at its grace period."""
+    path = tmp_path / "study.yaml"
+    path.write_text(f"""\
+name: odd_steps
+data: {{corpus: demo, max_length: 64}}
+model: {{name: {tiny}, lora: {{r: 4, alpha: 8}}}}
+train: {{epochs: 3, evals_per_epoch: 2, batch_size: 5, lr: 1.0e-2, precision: fp32, output_dir: {tmp_path / 'out'}}}
+search:
+  train.lr: {{loguniform: [1.0e-7, 1.0e-2]}}
+tune:
+  metric: dev_loss
+  mode: min
+  num_samples: 2
+  max_concurrent_trials: 1
+  scheduler: {{name: asha, grace_period: 2, reduction_factor: 2}}
+  searcher: {{name: optuna, seed: 0, points_to_evaluate: [{{train.lr: 1.0e-2}}, {{train.lr: 1.0e-7}}]}}
+tracking: {{enabled: false}}
+""")
+    env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+    with local_ray(env):
+        assert main(["tune", str(path)]) == 0
+    good, hopeless = json.loads((tmp_path / "out" / "results.json").read_text())["trials"]
+    assert good["params"] == {"train.lr": 1e-2} and hopeless["params"] == {"train.lr": 1e-7}
+    assert good["status"] == "completed" and good["evaluations"] == 6 and good["epochs"] == pytest.approx(3.0)
+    assert good["test_f1"] is not None and Path(good["model_path"], "ner_ray.json").is_file()
+    assert (tmp_path / "out" / "odd_steps" / "model" / "ner_ray.json").is_file()
+    assert hopeless["status"] == "early_stopped" and hopeless["evaluations"] == 2 and hopeless["test_f1"] is None
+    assert hopeless["dev_loss"] > good["dev_loss"]
 
 
 def free_port() -> int:
@@ -183,7 +218,7 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
     assert sorted(r.data.tags["ner_ray.trial_id"] for r in nested) == sorted(t["trial_id"] for t in trials)
     for trial_id in finished:  # finished before the interruption: trained once, logged once
         run = next(r for r in nested if r.data.tags["ner_ray.trial_id"] == trial_id)
-        assert len(client.get_metric_history(run.info.run_id, "f1")) == 1
+        assert len(client.get_metric_history(run.info.run_id, "test_f1")) == 1
         assert len(list((out / "tune").glob(f"*/tiny_search/train/train-{trial_id}"))) == 1
     assert len(list((out / "tune").glob("*/tiny_search/train/train-*"))) == 3
 

@@ -54,19 +54,20 @@ def error_path(error: dict[str, Any], data: Any) -> ConfigPath:
     return data_path(error["loc"], data)
 
 
-def describe(error: dict[str, Any], path: ConfigPath) -> str:
+def describe(error: dict[str, Any], path: ConfigPath, valid_keys: tuple[str, ...] = ()) -> str:
     """What is wrong, in words: 'expected an integer, got 'three'' (the key is not part of it)."""
-    what, got = _what(error, path)
+    what, got = _what(error, path, valid_keys)
     return f"{what}, got {got}" if got else what
 
 
-def _what(error: dict[str, Any], path: ConfigPath) -> tuple[str, str]:
-    """(what was expected or is wrong, the offending input or '' when the message says it already)."""
+def _what(error: dict[str, Any], path: ConfigPath, valid_keys: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(what was expected or is wrong, the offending input or '' when the message says it already);
+    `valid_keys`: the schema's dotted keys, for the 'did you mean' of an unknown key."""
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
         if len(path) == 3 and path[0] == "search":
             return f"unknown key; {nearest(str(path[-1]), _SEARCH_DOMAIN_KINDS)}", ""
-        return f"unknown key; {keys.key_hint(keys.join_path(path))}", ""
+        return f"unknown key; {keys.key_hint(keys.join_path(path), valid_keys)}", ""
     if kind == "missing":
         return "required key missing", ""
     if kind in ("value_error", "assertion_error", "config_path"):
@@ -83,12 +84,13 @@ def _what(error: dict[str, Any], path: ConfigPath) -> tuple[str, str]:
     return what, _show(error.get("input"))
 
 
-def error_lines(err: ValidationError, data: Any, locate: Locator | None = None, context: str = "") -> list[str]:
+def error_lines(err: ValidationError, data: Any, locate: Locator | None = None, context: str = "",
+                valid_keys: tuple[str, ...] = ()) -> list[str]:
     """One line per wrong key; the alternatives of a union that all failed share a line, joined by 'or'."""
     grouped: dict[ConfigPath, list[tuple[str, str]]] = {}
     for error in err.errors():
         path = error_path(error, data)
-        what = _what(error, path)
+        what = _what(error, path, valid_keys)
         if what not in grouped.setdefault(path, []):
             grouped[path].append(what)
     lines = []
@@ -103,9 +105,10 @@ def error_lines(err: ValidationError, data: Any, locate: Locator | None = None, 
     return lines
 
 
-def raise_config_error(err: ValidationError, data: Any, locate: Locator | None = None, context: str = "") -> NoReturn:
+def raise_config_error(err: ValidationError, data: Any, locate: Locator | None = None, context: str = "",
+                       valid_keys: tuple[str, ...] = ()) -> NoReturn:
     """Raise the ConfigError for `err` (all its lines, so one run shows every mistake)."""
-    raise ConfigError("\n".join(error_lines(err, data, locate, context))) from None
+    raise ConfigError("\n".join(error_lines(err, data, locate, context, valid_keys))) from None
 
 
 def _line_of(where: str | None) -> float:

@@ -1,7 +1,8 @@
-"""Dotted keys over the study schema (`train.lr`, `model.lora.r`, `search.train.lr`).
+"""Dotted keys over a config schema (`train.lr`, `model.lora.r`, `search.train.lr`).
 
-Lists the keys the schema has, splits a dotted key into a path, suggests the nearest valid key,
-and reads, sets, merges and flattens the raw nested dicts that YAML files and overrides produce.
+Lists the keys a schema class has, splits a dotted key into a path, suggests the nearest valid key,
+and reads, sets, merges and flattens the raw nested dicts that YAML files and overrides produce. The
+schema class is passed in (ner_ray.config.schema.StudyConfig), so this module imports no schema.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from ner_ray.errors import ConfigError, nearest
 
 TUNABLE_BLOCKS = ("data", "model", "train")
+UNTUNABLE = ("data.train_split", "data.dev_split", "data.test_split")
 _DICT_FIELDS = ("search",)  # fields whose keys are data (themselves dotted keys), not schema
 
 
@@ -31,10 +33,8 @@ def block_type(annotation: Any) -> type[BaseModel] | None:
 
 
 @functools.cache
-def schema_keys() -> tuple[str, ...]:
-    """Every dotted key of StudyConfig, blocks and leaves, in schema order."""
-    from ner_ray.config.schema import StudyConfig  # the schema imports this module
-
+def schema_keys(root: type[BaseModel]) -> tuple[str, ...]:
+    """Every dotted key of the schema `root`, blocks and leaves, in schema order."""
     out: list[str] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
@@ -44,15 +44,13 @@ def schema_keys() -> tuple[str, ...]:
             if block is not None:
                 walk(block, f"{prefix}{name}.")
 
-    walk(StudyConfig, "")
+    walk(root, "")
     return tuple(out)
 
 
-def block_at(dotted: str) -> type[BaseModel] | None:
+def block_at(root: type[BaseModel], dotted: str) -> type[BaseModel] | None:
     """The block class a dotted key holds (`model.lora` -> LoraConfig), or None for a leaf."""
-    from ner_ray.config.schema import StudyConfig
-
-    model: type[BaseModel] | None = StudyConfig
+    model: type[BaseModel] | None = root
     for part in dotted.split("."):
         info = model.model_fields.get(part) if model is not None else None
         if info is None:
@@ -62,14 +60,14 @@ def block_at(dotted: str) -> type[BaseModel] | None:
 
 
 @functools.cache
-def tunable_keys() -> tuple[str, ...]:
-    """The keys a search space may name: those under data, model and train."""
-    return tuple(k for k in schema_keys() if k.split(".")[0] in TUNABLE_BLOCKS and "." in k)
+def tunable_keys(root: type[BaseModel]) -> tuple[str, ...]:
+    """The keys a search space may name: those under data, model and train, but for the splits (which data
+    is trained, selected on and scored must not vary between trials)."""
+    return tuple(k for k in schema_keys(root) if k.split(".")[0] in TUNABLE_BLOCKS and "." in k and k not in UNTUNABLE)
 
 
-def key_hint(dotted: str, valid: tuple[str, ...] | None = None) -> str:
+def key_hint(dotted: str, valid: tuple[str, ...]) -> str:
     """A 'did you mean' phrase for an unknown dotted key, drawn from the siblings of its first bad part."""
-    valid = schema_keys() if valid is None else valid
     parts = dotted.split(".")
     depth = 0
     while depth < len(parts) and ".".join(parts[: depth + 1]) in _prefixes(valid):
@@ -83,20 +81,23 @@ def _prefixes(valid: tuple[str, ...]) -> set[str]:
     return {".".join(k.split(".")[: i + 1]) for k in valid for i in range(k.count(".") + 1)}
 
 
-def tunable_key_problem(key: str) -> str:
+def tunable_key_problem(key: str, root: type[BaseModel]) -> str:
     """Why `key` cannot be searched over ('' when it can)."""
-    if key in tunable_keys():
+    if key in tunable_keys(root):
         return ""
-    return f"'{key}' is not a tunable key (search keys are dotted keys under {', '.join(TUNABLE_BLOCKS)}); {key_hint(key, tunable_keys())}"
+    if key in UNTUNABLE:
+        return f"'{key}' is not searchable: every trial trains, selects and scores on the same splits"
+    return (f"'{key}' is not a tunable key (search keys are dotted keys under {', '.join(TUNABLE_BLOCKS)}); "
+            f"{key_hint(key, tunable_keys(root))}")
 
 
-def split_key(dotted: str) -> tuple[str, ...]:
+def split_key(dotted: str, root: type[BaseModel]) -> tuple[str, ...]:
     """The path of a dotted key in a raw config dict; `search.train.lr` -> ('search', 'train.lr')."""
     for field in _DICT_FIELDS:
         if dotted.startswith(field + ".") and len(dotted) > len(field) + 1:
             return (field, dotted[len(field) + 1 :])
-    if dotted not in schema_keys():
-        raise ConfigError(f"{dotted}: unknown key; {key_hint(dotted)}")
+    if dotted not in schema_keys(root):
+        raise ConfigError(f"{dotted}: unknown key; {key_hint(dotted, schema_keys(root))}")
     return tuple(dotted.split("."))
 
 

@@ -1,7 +1,9 @@
 """The one schema of a study: every knob with its type, default, one-line description and validation.
 
-`StudyConfig` = data, model, train, search, tune (scheduler + searcher), resources, tracking, serve.
-Study YAML files are instances of it; `ner_ray.config.study` loads them with line-accurate errors.
+`StudyConfig` = data, model, train, search, tune (scheduler + searcher), resources, tracking.
+Study YAML files are instances of it; `ner_ray.config.study_file` loads them with line-accurate errors.
+Values are strict (`train.lr: true` is an error, not 1.0); names (model.family, data.format) are checked
+against their registries in ner_ray.registry, which costs no import of torch.
 """
 
 from __future__ import annotations
@@ -21,15 +23,32 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ner_ray.config import diagnostics, keys
+from ner_ray.errors import nearest
+from ner_ray.registry import FAMILIES, FORMATS, Registry
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-FAMILIES = ("token_cls", "crf", "multitask", "fusion", "span_gen", "instruct")
 
 
 class Block(BaseModel):
-    """A config block: unknown keys are errors; instances are immutable (copy with `StudyConfig.with_updates`)."""
+    """A config block: unknown keys are errors, values are not coerced (strict: `true` is no number, `"3"`
+    no integer); instances are immutable (copy with `StudyConfig.with_updates`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+
+
+def _registered(registry: Registry, extra: tuple[str, ...] = ()):
+    """A validator accepting the names `registry` holds (and `extra`), its error listing the valid ones."""
+
+    def check(name: str) -> str:
+        if name in extra or name in registry:
+            return name
+        raise ValueError(f"unknown {registry.kind} {name!r}; {nearest(name, [*extra, *registry.names()])}")
+
+    return AfterValidator(check)
+
+
+FamilyName = Annotated[str, _registered(FAMILIES)]
+FormatName = Annotated[str, _registered(FORMATS, ("auto",))]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -44,11 +63,13 @@ class DataConfig(Block):
     """Which corpus, which splits and types, and how documents become training windows."""
 
     corpus: str = Field("demo", min_length=1, description="named corpus (bc5cdr, ncbi_disease, demo) or a path to a corpus folder or file")
-    format: Literal["auto", "pubtator", "bioc", "bio", "span_jsonl", "instruct_jsonl", "bigbio"] = Field(
-        "auto", description="file format; auto: the named corpus's default, or detected from the file suffix")
+    format: FormatName = Field(
+        "auto", description="corpus format (ner_ray.registry.FORMATS: pubtator, bioc, bio, span_jsonl, bigbio); auto: the "
+        "named corpus's default, or detected from the file suffix")
     train_split: str = Field("train", min_length=1, description="split used for training")
     dev_split: str = Field("dev", min_length=1, description="split used for evaluation during training (dev_f1)")
-    test_split: str | None = Field("test", description="split scored once at the end; null: none")
+    test_split: str | None = Field("test", description="split scored once at the end (test_f1); null, or a corpus without "
+                                   "it: no test scores (never dev scores in their place)")
     entity_types: list[str] | None = Field(None, description="keep only these entity types; null: all types of the corpus")
     merge_types: bool = Field(True, description="map a corpus's subtypes to its NER types (NCBI-disease's four → Disease), as the standard task does")
     max_length: int = Field(256, ge=16, le=32768, description="tokens per training window (documents are cut at sentence ends)")
@@ -56,6 +77,15 @@ class DataConfig(Block):
     lenient: bool = Field(False, description="skip malformed corpus lines (counted in the parse report) instead of failing")
     subsample: int | None = Field(None, ge=1, description="train on the first N training documents only; null: all")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="training-time augmentation; all zeros: off")
+
+    @model_validator(mode="after")
+    def _splits_differ(self) -> DataConfig:
+        named = {"train_split": self.train_split, "dev_split": self.dev_split, "test_split": self.test_split}
+        for a, b in (("train_split", "dev_split"), ("train_split", "test_split"), ("dev_split", "test_split")):
+            if named[a] is not None and named[a] == named[b]:
+                raise ValueError(f"{a} and {b} are both {named[a]!r}: a model is trained on one split, selected on "
+                                 "another and scored on a third; name three different splits (test_split: null for none)")
+        return self
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -109,20 +139,16 @@ class ModelConfig(Block):
     """Base model, model family and parameter-efficient settings."""
 
     name: str = Field("minilm-l6", min_length=1, description="model alias (minilm-l6, smollm2-135m, ...) or a Hugging Face id or path")
-    family: Literal[FAMILIES] = Field("token_cls", description="model family: " + ", ".join(FAMILIES))  # type: ignore[valid-type]
+    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion")
     lora: LoraConfig | None = Field(None, description="LoRA adapter settings; null: full fine-tuning")
     head: HeadConfig = Field(default_factory=HeadConfig, description="tagging head (token_cls, crf, multitask, fusion)")
     fusion: FusionConfig | None = Field(None, description="adapter combination, required by family fusion")
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="sentence task of family multitask")
-    quantize: Literal["none", "4bit", "8bit"] = Field("none", description="load the base model quantised (QLoRA; needs lora and a GPU)")
-    max_new_tokens: int = Field(256, ge=1, description="generation budget of span_gen and instruct decoding")
 
     @model_validator(mode="after")
     def _family_needs(self) -> ModelConfig:
         if self.family == "fusion" and self.fusion is None:
             raise ValueError("family fusion needs a fusion block: {adapters: [...], combination: linear|cat|learned}")
-        if self.quantize != "none" and self.lora is None:
-            raise ValueError(f"quantize {self.quantize} trains adapters only; set a lora block or quantize: none")
         return self
 
 
@@ -143,7 +169,7 @@ class TrainConfig(Block):
     epochs: int = Field(3, ge=1, description="training epochs (num_train_epochs)")
     lr: float = Field(5e-5, gt=0, description="peak learning rate")
     batch_size: int = Field(16, ge=1, description="windows per device per step (per_device_train_batch_size)")
-    eval_batch_size: int | None = Field(None, ge=1, description="windows per device when evaluating; null: batch_size")
+    eval_batch_size: int | None = Field(None, ge=1, description="windows per device when evaluating and predicting; null: 2 x batch_size")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
@@ -151,8 +177,9 @@ class TrainConfig(Block):
         "linear", description="learning-rate schedule after warm-up (lr_scheduler_type)")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps; overrides epochs")
-    evals_per_epoch: int = Field(1, ge=1, description="dev evaluations (and Tune reports) per epoch")
-    eval_steps: int | None = Field(None, ge=1, description="evaluate every N optimiser steps instead; overrides evals_per_epoch")
+    evals_per_epoch: int = Field(1, ge=1, description="dev evaluations (and Tune reports) per epoch: a run makes epochs x "
+                                 "evals_per_epoch of them, spread evenly over its optimiser steps, the last at its last step")
+    eval_steps: int | None = Field(None, ge=1, description="evaluate every N optimiser steps (and at the last) instead; overrides evals_per_epoch")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU")
     group_by_length: bool = Field(True, description="batch windows of similar length together to save padding")
@@ -203,7 +230,7 @@ class SearchDomain(Block):
 
 
 def _check_search_key(key: str) -> str:
-    problem = keys.tunable_key_problem(key)
+    problem = keys.tunable_key_problem(key, StudyConfig)
     if problem:
         raise ValueError(problem)
     return key
@@ -219,13 +246,6 @@ class SchedulerConfig(Block):
     name: Literal["asha", "fifo"] = Field("asha", description="asha stops weak trials early; fifo runs every trial to the end")
     grace_period: int = Field(1, ge=1, description="evaluations every trial gets before ASHA may stop it")
     reduction_factor: float = Field(4, gt=1, description="ASHA keeps 1 / reduction_factor of the trials at each rung")
-    max_t: int | None = Field(None, ge=1, description="evaluations a trial may reach; null: epochs x evals_per_epoch")
-
-    @model_validator(mode="after")
-    def _grace_within_max(self) -> SchedulerConfig:
-        if self.max_t is not None and self.grace_period > self.max_t:
-            raise ValueError(f"grace_period {self.grace_period} exceeds max_t {self.max_t}; make it <= max_t")
-        return self
 
 
 class SearcherConfig(Block):
@@ -253,7 +273,7 @@ class TuneConfig(Block):
     searcher: SearcherConfig = Field(default_factory=SearcherConfig, description="search algorithm proposing trials")
 
 
-# ---------------------------------------------------------------------- resources, tracking, serve
+# ------------------------------------------------------------------------------ resources, tracking
 class ResourcesConfig(Block):
     """Ray Train ScalingConfig of each trial, and the Ray cluster to join."""
 
@@ -281,18 +301,6 @@ class TrackingConfig(Block):
     experiment_name: str | None = Field(None, description="MLflow experiment; null: the study name")
 
 
-class ServeConfig(Block):
-    """The Ray Serve application that serves a trained model."""
-
-    engine: Literal["hf", "vllm"] = Field("hf", description="inference engine: hf (transformers, CPU or GPU) or vllm (GPU)")
-    host: str = Field("127.0.0.1", min_length=1, description="HTTP host the Serve proxy binds")
-    port: int = Field(8000, ge=1, le=65535, description="HTTP port")
-    max_batch_size: int = Field(16, ge=1, description="requests batched per engine call (@serve.batch)")
-    batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill")
-    num_replicas: int = Field(1, ge=1, description="Serve replicas of the model deployment")
-    checkpoint: str | None = Field(None, description="checkpoint or adapter folder to serve; null: the study's best trial")
-
-
 # ---------------------------------------------------------------------------------------------- study
 class StudyConfig(Block):
     """One fully resolved experiment (or a study's global defaults)."""
@@ -306,7 +314,6 @@ class StudyConfig(Block):
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Ray Tune: metric, trials, scheduler, searcher")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Ray Train workers and their resources")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking")
-    serve: ServeConfig = Field(default_factory=ServeConfig, description="Ray Serve application")
 
     @field_validator("name")
     @classmethod
@@ -354,7 +361,7 @@ class StudyConfig(Block):
         for where, update in trials:
             raw = keys.copy_tree(base)
             for key, value in update.items():
-                keys.set_path(raw, keys.split_key(key), value)
+                keys.set_path(raw, keys.split_key(key, StudyConfig), value)
             try:
                 StudyConfig.model_validate(raw)
             except ValidationError as err:
@@ -362,7 +369,7 @@ class StudyConfig(Block):
                 path = diagnostics.error_path(error, raw)
                 shown = repr(next(iter(update.values()))) if len(update) == 1 else repr(update)
                 _fail(where, f"value {shown} is not valid for {keys.join_path(path) or 'the config'}: "
-                      f"{diagnostics.describe(error, path)}")
+                      f"{diagnostics.describe(error, path, study_keys())}")
 
     def to_flat_dict(self) -> dict[str, Any]:
         """Dotted key -> value for every leaf (`search.<key>` -> domain dict); the MLflow params of a run."""
@@ -372,11 +379,16 @@ class StudyConfig(Block):
         """A validated copy with dotted keys set (e.g. Tune's sampled params); ConfigError on bad keys or values."""
         raw = self.model_dump()
         for key, value in dotted.items():
-            keys.set_path(raw, keys.split_key(key), value)
+            keys.set_path(raw, keys.split_key(key, StudyConfig), value)
         try:
             return StudyConfig.model_validate(raw)
         except ValidationError as err:
-            diagnostics.raise_config_error(err, raw)
+            diagnostics.raise_config_error(err, raw, valid_keys=study_keys())
+
+
+def study_keys() -> tuple[str, ...]:
+    """Every dotted key of StudyConfig."""
+    return keys.schema_keys(StudyConfig)
 
 
 def _fail(path: tuple[Any, ...], message: str) -> None:

@@ -53,6 +53,44 @@ def load_bigbio(
     return documents_from_bigbio(loaded, source=source, lenient=lenient, report=report)
 
 
+# Our split names -> the names BigBio datasets use for them, in order of preference.
+SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test",)}
+
+
+def load_bigbio_corpus(
+    name_or_path: str, splits: Iterable[str], lenient: bool = False
+) -> dict[str, tuple[list[Document], ParseReport]]:
+    """(documents, report) of each of `splits` that the dataset has (`dev` is read from BigBio's `validation`)."""
+    available = bigbio_splits(name_or_path)
+    out = {}
+    for split in splits:
+        source = next((s for s in SPLIT_NAMES.get(split, (split,)) if s in available), None)
+        if source is not None:
+            report = ParseReport()
+            out[split] = (load_bigbio(name_or_path, source, lenient=lenient, report=report), report)
+    if not out:
+        raise ValueError(f"{name_or_path}: no split among {', '.join(splits)} (the dataset has {', '.join(available) or 'none'})")
+    return out
+
+
+def bigbio_splits(name_or_path: str, config_name: str | None = None) -> list[str]:
+    """The split names of a saved dataset folder, or of a hub dataset (asks the hub)."""
+    import datasets
+
+    path = Path(name_or_path)
+    if path.exists():
+        loaded = datasets.load_from_disk(str(path))
+        return list(loaded.keys()) if isinstance(loaded, datasets.DatasetDict) else ["train"]
+    if config_name is None and name_or_path.startswith("bigbio/"):
+        config_name = f"{name_or_path.split('/', 1)[1]}_bigbio_kb"
+    try:
+        return list(datasets.get_dataset_split_names(name_or_path, config_name))
+    except Exception as err:  # offline or unknown: the same advice as load_bigbio's
+        raise ValueError(f"could not list the splits of {name_or_path!r} on the Hugging Face hub: {type(err).__name__}: "
+                         f"{err}. Save the dataset with datasets' save_to_disk where the hub is reachable, and pass "
+                         "that folder's path instead") from err
+
+
 def documents_from_bigbio(
     records: Iterable[Mapping],
     source: str = "<bigbio>",

@@ -1,8 +1,10 @@
 """Sentence bounds and token-limited windows over a document, and the way back.
 
 `make_windows` cuts a Document into windows of at most `max_tokens` tokens along sentence bounds,
-each remembering its character offset into the document; `merge_window_predictions` maps spans
-predicted per window back to document offsets. Both directions are pure and round-trip exactly.
+each remembering its character offset into the document (given a document without spans, from its text
+alone; with spans, the cuts avoid splitting them, which only training may use); `place_spans` puts
+gold spans into given windows; `merge_window_predictions` maps spans predicted per window back to
+document offsets. Both directions are pure and round-trip exactly.
 """
 
 from __future__ import annotations
@@ -173,21 +175,31 @@ def make_windows(
         else:
             groups.append((s, e))
 
-    starts = [s for s, _ in groups]
-    per_window: list[list[Span]] = [[] for _ in groups]
+    windows = [Window(doc.id, i, s, text[s:e]) for i, (s, e) in enumerate(groups)]
+    return place_spans(doc, windows, report)
+
+
+def place_spans(doc: Document, windows: Sequence[Window], report: ParseReport | None = None) -> WindowResult:
+    """The windows (ordered, from `doc`) with each of `doc`'s spans in the one window that contains it, in
+    window offsets; a span that no single window contains is returned in `crossing` (noted in `report`).
+
+    This is how evaluation windows, cut from the text alone, receive the gold spans they are scored and
+    trained against: the gold never moves a window boundary, and an entity a boundary cuts is a miss."""
+    starts = [w.start for w in windows]
+    per_window: list[list[Span]] = [[] for _ in windows]
     crossing: list[Span] = []
     for span in doc.spans:
         i = bisect.bisect_right(starts, span.start) - 1
-        if i >= 0 and span.end <= groups[i][1]:
-            per_window[i].append(span.shifted(-groups[i][0]))
+        if i >= 0 and span.end <= windows[i].end:
+            per_window[i].append(span.shifted(-windows[i].start))
         else:
             crossing.append(span)
             if report is not None:
                 report.note("span_crosses_window",
                             f"{doc.id}: span {span.start}-{span.end} {doc.mention(span)!r} is not inside any one "
-                            f"window (max_tokens={max_tokens}); left out of every window")
-    windows = [Window(doc.id, i, s, text[s:e], per_window[i]) for i, (s, e) in enumerate(groups)]
-    return WindowResult(windows, crossing)
+                            "window; left out of every window")
+    placed = [Window(w.doc_id, w.index, w.start, w.text, per_window[i]) for i, w in enumerate(windows)]
+    return WindowResult(placed, crossing)
 
 
 def _checked_bounds(doc: Document, bounds: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

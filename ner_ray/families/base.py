@@ -1,79 +1,145 @@
-"""The Family protocol: what a model family supplies, and the registry of families by name.
+"""The Family protocol: everything that differs between model families, behind one interface.
 
-A family is five functions: `build` (the model), `encode` (one window → model features), `collate`
-(features → a padded batch), `loss` (model, batch → loss and outputs) and `decode` (outputs, batch →
-predicted label ids per position). Everything else — windows, training loop, metrics, reporting —
-is shared and never branches on the family's name.
+A family owns its tokenizer, its model (`build`, `save`, `load`), its view of a window (`encode`,
+`collate`), its loss, its decoding (`decode`: outputs → gatherable tensor rows, label ids for a tagger
+or generated token ids for a language model; `spans`: one example and its row → spans in window
+offsets, pure) and its optimiser parameter groups. Windows, the training loop, inference, scoring,
+Tune and Serve call these and never branch on a family's name. Families register in ner_ray.registry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from ner_ray.config import StudyConfig
 from ner_ray.data.chunking import Window
-from ner_ray.data.document import Document
-from ner_ray.registry import Registry
-
-IGNORE = -100  # label id of positions that carry no tag (special tokens, non-first subwords, padding)
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """BIO labels over entity types: "O", then B-/I- for each type in order."""
-
-    types: tuple[str, ...]
-
-    @property
-    def labels(self) -> list[str]:
-        return ["O"] + [f"{prefix}-{t}" for t in self.types for prefix in ("B", "I")]
-
-    def id(self, tag: str | None) -> int:
-        return IGNORE if tag is None else self.labels.index(tag)
-
-    def tag(self, label_id: int) -> str | None:
-        return None if label_id == IGNORE else self.labels[label_id]
+from ner_ray.data.document import Document, Relation, Span
 
 
 @dataclass
 class Example:
-    """One encoded window: the features the model sees and what decoding needs to map back."""
+    """One encoded window: the features the model sees, and what its family needs to map a row back."""
 
     window: Window
-    features: dict[str, Any]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
-    misaligned: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any]  # what `collate` batches: model inputs, and targets for the loss
+    decoding: dict[str, Any] = field(default_factory=dict)  # the family's own (e.g. token offsets, prompt length)
+    doc_index: int = -1  # the window's document in the list it was encoded from
+    misaligned: int = 0  # gold spans this view cannot express exactly (counted in the parse report)
+
+
+@dataclass(frozen=True)
+class ParameterGroup:
+    """Parameters that share a learning rate: `lr_multiplier` x train.lr."""
+
+    name: str
+    parameters: list
+    lr_multiplier: float = 1.0
 
 
 class Family(Protocol):
-    """A model family; constructed with the study config, the tokenizer and the label set.
-
-    A family with a per-example task beside tagging (multitask) also defines
-    `decode_extra(model, outputs, batch)` → one prediction per example, which the Trainer collects
-    beside the token ids, and `extra_metrics(predictions, examples)` → the metrics of those
-    predictions (see `ner_ray.train.predict.decode_batch` and `extra_metrics`).
-    """
+    """A model family, constructed as `Family(config, types, tokenizer=None)`: `types` are the entity types
+    it predicts; with no tokenizer it loads its own (`load_tokenizer`) for `config.model.name`."""
 
     name: str
+    config: StudyConfig
+    types: tuple[str, ...]
+    tokenizer: Any
     sentence_windows: bool  # True: one example per sentence (a sentence-level task needs it)
+    predicts_relations: bool  # True: `relations` can return some, and relation F1 is scored
 
-    def build(self) -> Any: ...
+    @classmethod
+    def load_tokenizer(cls, source: str | Path) -> Any:
+        """The tokenizer as this family uses it (special tokens added, padding side set)."""
+        ...
 
-    def encode(self, window: Window, doc: Document) -> Example:
-        """The features of one window; `doc` is the document it was cut from (relations, context)."""
+    def window_tokens(self) -> int:
+        """How many tokens of text one window may hold (`ner_ray.inference.encode` cuts windows to it)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def build(self) -> Any:
+        """A new model to train."""
+        ...
+
+    def encode(self, window: Window, doc: Document | None = None) -> Example:
+        """The features of one window. `window.spans` are its gold spans, the targets of the loss (none at
+        inference); `doc` is the document it was cut from (relations, context), None for raw text."""
         ...
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]: ...
 
     def loss(self, model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]: ...
 
-    def decode(self, model: Any, outputs: dict[str, Any], batch: dict[str, Any]) -> Any: ...
+    def decode(self, model: Any, outputs: dict[str, Any], batch: dict[str, Any]) -> Any:
+        """The batch's predictions as tensor rows (a tensor, or a tuple of tensors, with the batch first),
+        which the HF Trainer gathers across workers and pads with -100."""
+        ...
+
+    def spans(self, example: Example, row: Any) -> list[Span]:
+        """Pure: the spans (window offsets) that one example's row stands for."""
+        ...
+
+    def relations(self, example: Example, row: Any) -> list[Relation]:
+        """Pure: the document-level relations one example's row predicts (none for an NER-only family)."""
+        ...
+
+    def window_info(self, example: Example, row: Any) -> dict[str, Any]:
+        """Pure: what else a row says about its window (a sentence class, counts of unusable output), kept
+        in the predicted document's meta["windows"] for `extra_metrics`."""
+        ...
+
+    def extra_metrics(self, gold: list[Document], predicted: list[Document]) -> dict[str, float]:
+        """Metrics beside entity F1, from gold and predicted documents (meta["windows"]); {} when none."""
+        ...
+
+    def parameter_groups(self, model: Any) -> list[ParameterGroup]: ...
+
+    def save(self, model: Any, directory: Path) -> dict[str, Any]:
+        """Write the trained weights into `directory` (safetensors); returns what `load` needs to know."""
+        ...
+
+    def load(self, directory: Path, saved: dict[str, Any]) -> Any:
+        """The model `save` wrote (eval mode), given what `save` returned."""
+        ...
 
 
-FAMILIES = Registry("model family")
-FAMILIES.register("token_cls", "ner_ray.families.token_cls:TokenClassification")
-FAMILIES.register("crf", "ner_ray.families.crf:CrfTagging")
-FAMILIES.register("fusion", "ner_ray.families.fusion:FusionTagging")
-FAMILIES.register("multitask", "ner_ray.families.multitask:Multitask")
+class FamilyBase:
+    """Defaults every family shares; a family overrides what it does differently."""
+
+    name = "family"
+    sentence_windows = False
+    predicts_relations = False
+
+    def __init__(self, config: StudyConfig, types: tuple[str, ...] | list[str], tokenizer: Any = None):
+        from ner_ray.families.models import resolve_model
+
+        self.config = config
+        self.types = tuple(types)
+        self.tokenizer = tokenizer if tokenizer is not None else self.load_tokenizer(resolve_model(config.model.name))
+
+    @classmethod
+    def load_tokenizer(cls, source: str | Path) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(source))
+
+    def window_tokens(self) -> int:
+        return self.config.data.max_length - self.tokenizer.num_special_tokens_to_add()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def relations(self, example: Example, row: Any) -> list[Relation]:
+        return []
+
+    def window_info(self, example: Example, row: Any) -> dict[str, Any]:
+        return {}
+
+    def extra_metrics(self, gold: list[Document], predicted: list[Document]) -> dict[str, float]:
+        return {}
+
+    def parameter_groups(self, model: Any) -> list[ParameterGroup]:
+        return [ParameterGroup("all", [p for p in model.parameters() if p.requires_grad])]

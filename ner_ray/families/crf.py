@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ner_ray.families.base import IGNORE
-from ner_ray.families.tagger import EncoderFamily, TaggerModel, pack
+from ner_ray.families.tagger import IGNORE, EncoderFamily, TaggerModel, pack
 
 
 class CrfTagging(EncoderFamily):
@@ -28,7 +27,7 @@ class CrfTagging(EncoderFamily):
     def decode(self, model: TaggerModel, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["label_mask"].bool()
         emissions, packed_mask = pack(outputs["logits"].float(), mask)
-        best = model.crf.decode(emissions, mask=packed_mask)  # decode gets the unwrapped model (NerTrainer.prediction_step)
+        best = model.crf.decode(emissions, mask=packed_mask)  # decode gets the unwrapped model (FamilyTrainer.prediction_step)
         ids = torch.full_like(batch["label_mask"], IGNORE)
         for row, path in enumerate(best):
             positions = mask[row].nonzero().flatten()

@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ner_ray.artifacts import MODEL_DIR, MODEL_META, read_model_meta, run_dir
 from ner_ray.families import peft as peft_seam
 from ner_ray.families.models import resolve_model
-from ner_ray.families.tagger import EncoderFamily, TaggerModel
+from ner_ray.families.tagger import ADAPTER_DIR, EncoderFamily, TaggerModel
 
 log = logging.getLogger(__name__)
 
 SOURCE_PREFIX = "fusion_"  # source adapter i is loaded as "fusion_i"; a linear/cat result is "default"
-MODEL_META = "ner_ray.json"  # what export.save_model writes beside `adapter/`
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -47,22 +47,22 @@ def resolve_adapter(entry: str, config) -> SourceAdapter:
     """A fusion adapter entry → its adapter folder.
 
     An experiment name is looked up as `train.output_dir/<name>/seed<train.seed>/model` (a repeat fuses
-    the adapters of its own seed), then `train.output_dir/<name>/model`. A path may be a model folder
-    written by `export.save_model` (ner_ray.json + adapter/) or a bare PEFT adapter folder; an `org/name`
+    the adapters of its own seed), then `train.output_dir/<name>/model`. A path may be a saved model folder
+    (ner_ray.json + adapter/) or a bare PEFT adapter folder; an `org/name`
     that is no local path is passed to PEFT as a hub id.
     """
     if "/" in entry or Path(entry).exists():
         candidates = [Path(entry)]
     else:
         root = Path(config.train.output_dir)
-        candidates = [root / entry / f"seed{config.train.seed}" / "model", root / entry / "model"]
+        candidates = [run_dir(root, entry, config.train.seed) / MODEL_DIR, run_dir(root, entry) / MODEL_DIR]
     for folder in candidates:
         if (folder / MODEL_META).is_file():
-            meta = json.loads((folder / MODEL_META).read_text())
+            meta = read_model_meta(folder)
             if meta.get("weights") != "adapter":
                 raise ValueError(f"model.fusion.adapters: {entry!r} ({folder}) holds full encoder weights, not a LoRA "
                                  "adapter; fuse experiments trained with a model.lora block")
-            return SourceAdapter(entry, str(folder / "adapter"), tuple(meta["labels"]), meta["config"]["model"]["name"])
+            return SourceAdapter(entry, str(folder / ADAPTER_DIR), tuple(meta["types"]), meta["config"]["model"]["name"])
         if (folder / "adapter_config.json").is_file():
             return SourceAdapter(entry, str(folder))
     if "/" in entry and not Path(entry).exists() and HUB_ID.match(entry):
@@ -160,7 +160,7 @@ class FusionTagging(EncoderFamily):
         return self.build_on(encoder)
 
     def build_on(self, encoder: nn.Module) -> FusionTagger:
-        """The tagger around fused adapters: freshly built, or restored by export.load_model."""
+        """The tagger around fused adapters: freshly built, or restored by `load`."""
         peft_seam.freeze(encoder)
         mixer = None
         if self.config.model.fusion.combination == "learned":
@@ -175,12 +175,12 @@ class FusionTagging(EncoderFamily):
             if source.base is not None and resolve_model(source.base) != ours:
                 raise ValueError(f"model.fusion.adapters: {source.entry!r} was trained on model {source.base!r}, but "
                                  f"model.name is {self.config.model.name!r}; fuse adapters of the same base model")
-            unseen = sorted(set(source.types) - set(self.labels.types))
+            unseen = sorted(set(source.types) - set(self.types))
             if unseen:
                 # The head is trained on the study's corpus, so it can only learn the types that corpus annotates.
                 log.warning("fusion: adapter %r was trained on types %s that the training corpus %r does not annotate; "
                             "the head predicts only %s", source.entry, ", ".join(unseen), self.config.data.corpus,
-                            ", ".join(self.labels.types))
+                            ", ".join(self.types))
 
     def _check_combinable(self, encoder: nn.Module, sources: list[SourceAdapter], names: list[str]) -> None:
         """Adapters fusion cannot combine (DoRA; for PEFT's add_weighted_adapter: unequal ranks under linear,

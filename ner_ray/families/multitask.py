@@ -2,18 +2,21 @@
 sentence head that classifies each sentence (`model.multitask.sentence_task`: cid or has_entity).
 
 Every example is one sentence; the loss is token cross-entropy + `loss_weight` x sentence
-cross-entropy. Entities decode as in token_cls; sentence predictions add dev/test accuracy and F1.
+cross-entropy. Entities decode as in token_cls; the predicted sentence class of each window travels in
+the predicted document (meta["windows"]) and is scored against the gold documents' sentence labels
+(dev/test sentence accuracy and F1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ner_ray.data.chunking import Window
-from ner_ray.data.document import Document
+from ner_ray.data.document import Document, Span
 from ner_ray.data.sentence_labels import label_sentences
 from ner_ray.families.base import Example
 from ner_ray.families.tagger import EncoderFamily, TaggerModel
@@ -50,13 +53,25 @@ class Multitask(EncoderFamily):
         sentence_loss = nn.functional.cross_entropy(outputs["sentence_logits"].float(), batch[SENTENCE_LABELS])
         return token_loss + self.config.model.multitask.loss_weight * sentence_loss, outputs
 
-    def decode_extra(self, model: TaggerModel, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The predicted sentence class of each example (collected beside the token ids)."""
-        return outputs["sentence_logits"].argmax(-1)
+    def decode(self, model: TaggerModel, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tag ids per position, the predicted sentence class of each example)."""
+        return super().decode(model, outputs, batch), outputs["sentence_logits"].argmax(-1)
 
-    def extra_metrics(self, predictions: Sequence[int], examples: list[Example]) -> dict[str, float]:
-        """Sentence accuracy and F1 of class 1 against the examples' gold sentence labels."""
-        return sentence_scores([e.features[SENTENCE_LABELS] for e in examples], [int(p) for p in predictions])
+    def spans(self, example: Example, row: Any) -> list[Span]:
+        return super().spans(example, row[0])
+
+    def window_info(self, example: Example, row: Any) -> dict[str, Any]:
+        return {"sentence_class": int(row[1])}
+
+    def extra_metrics(self, gold: list[Document], predicted: list[Document]) -> dict[str, float]:
+        """Sentence accuracy and F1 of class 1: each predicted window's class against its gold label."""
+        task = self.config.model.multitask.sentence_task
+        truth, guesses = [], []
+        for gold_doc, doc in zip(gold, predicted):
+            windows = [w for w in doc.meta.get("windows", []) if "sentence_class" in w]
+            truth += label_sentences(gold_doc, [(w["start"], w["end"]) for w in windows], task)
+            guesses += [w["sentence_class"] for w in windows]
+        return sentence_scores(truth, guesses)
 
 
 def sentence_scores(gold: Sequence[int], predicted: Sequence[int]) -> dict[str, float]:

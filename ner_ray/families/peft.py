@@ -127,19 +127,12 @@ def freeze(module: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def unfreeze_base(encoder: nn.Module) -> list[nn.Parameter]:
-    """Make every frozen parameter of the encoder trainable; returns the parameters newly unfrozen."""
-    newly = [p for p in encoder.parameters() if not p.requires_grad]
+def unfreeze_base(model: nn.Module) -> list[nn.Parameter]:
+    """Make every frozen parameter of a model (a LoRA base, fused adapters) trainable; returns those newly unfrozen."""
+    newly = [p for p in model.parameters() if not p.requires_grad]
     for p in newly:
         p.requires_grad_(True)
     return newly
-
-
-def trainable_parameters(module: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in module.parameters())
-    return trainable, total
 
 
 @torch.no_grad()

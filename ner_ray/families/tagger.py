@@ -1,24 +1,52 @@
-"""The encoder tagger every encoder family builds on: encoder → dropout → token classifier,
-with an optional CRF over the tagged positions and an optional sentence head on the first token.
+"""The encoder tagger every encoder family builds on: encoder → dropout → token classifier, with an
+optional CRF over the tagged positions and an optional sentence head on the first token.
 
-`EncoderFamily` holds what the encoder families share: loading the encoder (optionally with LoRA),
-encoding a window into subword BIO labels, padding a batch, and token cross-entropy / argmax.
+`EncoderFamily` holds what the encoder families share: BIO labels over subwords (`LabelSet`; decoding
+ids back to spans through the tokenizer's offsets), loading the encoder (optionally with LoRA), padding a
+batch, token cross-entropy / argmax, the head's learning rate, and the saved layout (adapter/ or
+encoder/, head.safetensors).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ner_ray.config import StudyConfig
 from ner_ray.data.chunking import Window
-from ner_ray.data.document import Document
-from ner_ray.data.tagging import encode_subword_bio
+from ner_ray.data.document import Document, Span
+from ner_ray.data.tagging import decode_subword_bio, encode_subword_bio
 from ner_ray.families import peft as peft_seam
-from ner_ray.families.base import IGNORE, Example, LabelSet
+from ner_ray.families.base import Example, FamilyBase, ParameterGroup
 from ner_ray.families.models import resolve_model
+
+IGNORE = -100  # label id of positions that carry no tag (special tokens, non-first subwords, padding)
+ADAPTER_DIR = "adapter"  # a saved LoRA model: the PEFT adapter (the base is reloaded by name)
+ENCODER_DIR = "encoder"  # a saved full (or merged) model: the whole encoder
+HEAD_FILE = "head.safetensors"  # classifier, CRF and sentence head
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """BIO labels over entity types: "O", then B-/I- for each type in order."""
+
+    types: tuple[str, ...]
+
+    @property
+    def labels(self) -> list[str]:
+        return ["O"] + [f"{prefix}-{t}" for t in self.types for prefix in ("B", "I")]
+
+    def id(self, tag: str | None) -> int:
+        return IGNORE if tag is None else self.labels.index(tag)
+
+    def tag(self, label_id: int) -> str | None:
+        return None if label_id == IGNORE else self.labels[label_id]
+
 
 PADDED_KEYS = {"input_ids": None, "attention_mask": 0, "labels": IGNORE, "label_mask": 0, "token_type_ids": 0}
 
@@ -120,18 +148,16 @@ def pad(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Te
     return batch
 
 
-class EncoderFamily:
-    """Shared parts of the encoder families (token_cls, crf, multitask): subclasses set the head."""
+class EncoderFamily(FamilyBase):
+    """Shared parts of the encoder families (token_cls, crf, multitask, fusion): subclasses set the head."""
 
     name = "encoder"
-    sentence_windows = False
     crf = False
     sentence_classes = 0
 
-    def __init__(self, config: StudyConfig, tokenizer, labels: LabelSet):
-        self.config = config
-        self.tokenizer = tokenizer
-        self.labels = labels
+    def __init__(self, config: StudyConfig, types: tuple[str, ...] | list[str], tokenizer: Any = None):
+        super().__init__(config, types, tokenizer)
+        self.labels = LabelSet(self.types)
 
     def build(self) -> TaggerModel:
         return self.build_on(load_encoder(self.config))
@@ -144,14 +170,14 @@ class EncoderFamily:
     def encode(self, window: Window, doc: Document | None = None) -> Example:
         scheme = self.config.data.label_scheme
         enc = encode_subword_bio(window.text, window.spans, self.tokenizer, scheme=scheme)
-        labels = [self.labels.id(tag) for tag in enc.tags]
         features = {
             "input_ids": enc.input_ids,
             "attention_mask": [1] * len(enc.input_ids),
-            "labels": labels,
+            "labels": [self.labels.id(tag) for tag in enc.tags],
             "label_mask": [int(tag is not None) for tag in enc.tags],
         }
-        return Example(window, features, enc.offsets, enc.word_ids, misaligned=len(enc.misaligned) + len(enc.overlapping))
+        return Example(window, features, {"offsets": enc.offsets, "word_ids": enc.word_ids},
+                       misaligned=len(enc.misaligned) + len(enc.overlapping))
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         return pad(features, self.tokenizer.pad_token_id)
@@ -166,3 +192,46 @@ class EncoderFamily:
         """Predicted label ids at the tagged positions (label_mask), IGNORE elsewhere."""
         ids = outputs["logits"].argmax(-1)
         return torch.where(batch["label_mask"].bool(), ids, torch.full_like(ids, IGNORE))
+
+    def spans(self, example: Example, row: Any) -> list[Span]:
+        """BIO chunks of the row's label ids (positions past the example's length are padding)."""
+        offsets, word_ids = example.decoding["offsets"], example.decoding["word_ids"]
+        ids = [int(i) for i in list(row)[: len(offsets)]]
+        tags = [self.labels.tag(i) for i in ids] + [None] * (len(offsets) - len(ids))
+        return decode_subword_bio(offsets, word_ids, tags, self.config.data.label_scheme)
+
+    def parameter_groups(self, model: nn.Module) -> list[ParameterGroup]:
+        """The encoder at train.lr, the head (classifier, CRF, sentence head, fusion weights) at lr x
+        model.head.lr_multiplier."""
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        encoder = [p for n, p in trainable if n.startswith("encoder.")]
+        head = [p for n, p in trainable if not n.startswith("encoder.")]
+        return [ParameterGroup("encoder", encoder), ParameterGroup("head", head, self.config.model.head.lr_multiplier)]
+
+    def save(self, model: TaggerModel, directory: Path) -> dict[str, Any]:
+        """The LoRA adapter alone (when only adapters and head trained) or the whole encoder (merged, after
+        unfreezing), and the head; all safetensors."""
+        encoder = model.encoder
+        adapter_only = peft_seam.is_peft(encoder) and not any(
+            p.requires_grad for n, p in encoder.named_parameters() if "lora_" not in n)
+        if adapter_only:
+            peft_seam.save_adapter(encoder, directory / ADAPTER_DIR)
+        else:
+            peft_seam.merged_encoder(encoder).save_pretrained(directory / ENCODER_DIR, safe_serialization=True)
+        save_file({k: v.contiguous() for k, v in model.head_state_dict().items()}, directory / HEAD_FILE)
+        return {"weights": "adapter" if adapter_only else "encoder"}
+
+    def load(self, directory: Path, saved: dict[str, Any]) -> TaggerModel:
+        from transformers import AutoModel
+
+        if not (directory / HEAD_FILE).is_file():
+            raise FileNotFoundError(f"{directory} is no saved encoder model: {HEAD_FILE} is missing")
+        if saved["weights"] == "adapter":
+            base = AutoModel.from_pretrained(resolve_model(self.config.model.name), add_pooling_layer=False)
+            encoder = peft_seam.load_adapter(base, directory / ADAPTER_DIR)
+        else:
+            encoder = AutoModel.from_pretrained(directory / ENCODER_DIR, add_pooling_layer=False)
+        model = self.build_on(encoder)
+        missing, unexpected = model.load_state_dict(load_file(directory / HEAD_FILE), strict=False)
+        assert not unexpected and all(k.startswith("encoder.") for k in missing), (missing, unexpected)
+        return model.eval()

@@ -1,44 +1,51 @@
-"""From a study's data block to encoded examples: corpus → documents → windows → family features.
+"""From a study's data block to what a training run needs: corpus → documents per split → the family
+(built on the corpus's entity types) → training examples and dev examples.
 
-Windows are cut at sentence ends to at most `data.max_length` subword tokens (special tokens
-included); multi-window documents are stitched back by `predict.py`. Augmentation (entity swap /
-mask) adds one augmented copy of every training document, seeded by `train.seed`.
+Training windows may use the gold spans to keep entities whole and include one augmented copy of every
+training document (entity swap / mask, seeded by `train.seed`); dev windows are cut from the text alone,
+as test and served windows are (ner_ray.inference.encode). The test split is kept as documents: it is
+scored once, at the end, through `ner_ray.inference.evaluate`.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from ner_ray.config import StudyConfig
 from ner_ray.data.augment import build_mention_pool, entity_mask, entity_swap
-from ner_ray.data.chunking import make_windows, split_sentences
 from ner_ray.data.corpora import load_corpus
 from ner_ray.data.document import Document, ParseReport
-from ner_ray.families.base import Example, Family, LabelSet
+from ner_ray.inference.encode import encode_documents
+from ner_ray.registry import FAMILIES
 
 
 @dataclass
-class SplitData:
-    """One split: its gold documents and their encoded windows (example.extra["doc_index"] points back)."""
+class TrainingData:
+    """A run's data: the family, encoded training and dev windows, the gold dev and test documents."""
 
-    documents: list[Document]
-    examples: list[Example]
-
-
-@dataclass
-class PreparedData:
-    labels: LabelSet
-    splits: dict[str, SplitData]
+    family: Any
+    train: list  # Examples (of the augmented training documents)
+    dev_documents: list[Document]
+    dev: list  # Examples of dev_documents, windows cut from the text alone
+    test_documents: list[Document] | None  # None: the corpus has no test split (or data.test_split is null)
     report: ParseReport = field(default_factory=ParseReport)
 
 
 def load_documents(config: StudyConfig) -> tuple[dict[str, list[Document]], tuple[str, ...]]:
-    """Documents per split (types merged / filtered as the data block says) and the entity types."""
+    """Documents per split (types merged / filtered as the data block says) and the entity types.
+
+    The train and dev splits must exist; a missing test split is no test (never dev in its place).
+    """
     data = config.data
     wanted = tuple(s for s in (data.train_split, data.dev_split, data.test_split) if s)
     fmt = None if data.format == "auto" else data.format
     corpus = load_corpus(data.corpus, fmt=fmt, splits=wanted, lenient=data.lenient)
+    for role, split in (("data.train_split", data.train_split), ("data.dev_split", data.dev_split)):
+        if split not in corpus.splits:
+            raise ValueError(f"corpus {data.corpus!r} has no split {split!r} ({role}); it has "
+                             f"{', '.join(corpus.splits) or 'none'}")
     type_map = corpus.spec.type_map if (corpus.spec and data.merge_types) else {}
     splits = {}
     for split, docs in corpus.splits.items():
@@ -70,37 +77,21 @@ def augment(docs: list[Document], config: StudyConfig, mask_token: str) -> list[
     return docs + copies
 
 
-def encode_documents(docs: list[Document], family: Family, tokenizer, max_length: int, report: ParseReport) -> list[Example]:
-    """Every window of every document, encoded by the family, in document order."""
-    budget = max_length - tokenizer.num_special_tokens_to_add()
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    examples = []
-    for index, doc in enumerate(docs):
-        bounds = split_sentences(doc.text, protect=doc.spans)
-        if family.sentence_windows:
-            result = make_windows(doc, budget, count, sentence_bounds=bounds, report=report, pack=False)
-        else:
-            result = make_windows(doc, budget, count, sentence_bounds=bounds, report=report)
-        for window in result.windows:
-            example = family.encode(window, doc)
-            example.extra["doc_index"] = index
-            report.counts["misaligned_spans"] += example.misaligned
-            examples.append(example)
-    return examples
-
-
-def prepare_data(config: StudyConfig, family_factory, tokenizer) -> tuple[PreparedData, Family]:
-    """Load, window and encode every split; returns the data and the family built on its labels."""
+def prepare_data(config: StudyConfig, tokenizer: Any = None) -> TrainingData:
+    """Load the splits, build the family on their entity types (its own tokenizer unless one is given), and
+    encode the training and dev windows."""
     splits, types = load_documents(config)
-    labels = LabelSet(types)
-    family = family_factory(config, tokenizer, labels)
+    family = FAMILIES.get(config.model.family)(config, types, tokenizer)
     report = ParseReport()
-    mask_token = tokenizer.mask_token or tokenizer.unk_token
-    prepared = {}
-    for split, docs in splits.items():
-        source = augment(docs, config, mask_token) if split == config.data.train_split else docs
-        prepared[split] = SplitData(docs, encode_documents(source, family, tokenizer, config.data.max_length, report))
-    return PreparedData(labels, prepared, report), family
+    tok = family.tokenizer
+    mask_token = getattr(tok, "mask_token", None) or getattr(tok, "unk_token", None) or "[MASK]"
+    train_docs = augment(splits[config.data.train_split], config, mask_token)
+    dev_docs = splits[config.data.dev_split]
+    return TrainingData(
+        family=family,
+        train=encode_documents(train_docs, family, training=True, report=report),
+        dev_documents=dev_docs,
+        dev=encode_documents(dev_docs, family, training=False, report=report),
+        test_documents=splits.get(config.data.test_split) if config.data.test_split else None,
+        report=report,
+    )

@@ -1,13 +1,13 @@
-"""`ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]`: one experiment through Ray Train's TorchTrainer.
+"""The driver of the training path: a local Ray (or a cluster's), and each experiment as one Ray Train
+`TorchTrainer` run of `worker.train_loop_per_worker` (`ner-ray train STUDY.yaml [--experiment NAME]`).
 
-Writes `OUTPUT_DIR/<experiment>/metrics.json` (f1, precision, recall, per_type, train_seconds,
-peak_memory_mb, trainable_percent, train_samples_per_second, ...) and the exported best model in
+Writes `OUTPUT_DIR/<experiment>/metrics.json` (dev_f1, test_f1, test_precision, test_recall, test (per type,
+untyped, overlap), train_seconds, peak_memory_mb, trainable_percent, ...) and the exported best model in
 `OUTPUT_DIR/<experiment>/model/`. Repeats (train.repeats) run with seeds seed, seed+1, ...
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ner_ray.config import ResourcesConfig, StudyConfig
-from ner_ray.data.textio import write_text_atomic
+from ner_ray.artifacts import METRICS, MODEL_DIR, TRAIN_RUNS_DIR, run_dir, write_json
+from ner_ray.config import StudyConfig
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -76,16 +76,6 @@ def scaling_config(config: StudyConfig):
     return ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
-def worker_threads(resources: ResourcesConfig, node_cpus: int, concurrent_trials: int = 1) -> int:
-    """Torch threads of one Ray Train worker: resources.threads_per_worker, or the node's CPUs shared among
-    the workers that can run on it at once (the trial's workers times the concurrent trials, no more than
-    the node's CPUs hold at resources.cpus_per_worker each), so that concurrent trials do not oversubscribe it."""
-    if resources.threads_per_worker is not None:
-        return resources.threads_per_worker
-    fit_on_node = max(1, int(node_cpus // resources.cpus_per_worker))
-    return max(1, node_cpus // min(concurrent_trials * resources.num_workers, fit_on_node))
-
-
 def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, max_failures: int = 0,
                 resume_from: Any = None, callbacks: tuple = (), concurrent_trials: int = 1):
     """Fit `train_loop_per_worker` on resources.num_workers Ray Train workers as the Ray Train run
@@ -100,7 +90,7 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
         resume_from: a checkpoint reported at an evaluation of an earlier run (a ray.train.Checkpoint or its
             folder): training continues from its step, optimizer and scheduler state.
         callbacks: Ray Train callbacks (a Tune trial passes ray.tune.integration.ray_train.TuneReportCallback).
-        concurrent_trials: Tune trials that run at once (they share the nodes' CPUs: `worker_threads`).
+        concurrent_trials: Tune trials that run at once (they share the nodes' CPUs: `worker.worker_threads`).
     """
     from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
@@ -136,25 +126,25 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
 def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
                    resume_from: Any = None):
     """One new Ray Train run of experiment `name` under OUTPUT_DIR/ray (arguments as `run_trainer`)."""
-    return run_trainer(config, f"{name}-{uuid.uuid4().hex[:8]}", Path(output_dir) / "ray", max_failures, resume_from)
+    return run_trainer(config, f"{name}-{uuid.uuid4().hex[:8]}", Path(output_dir) / TRAIN_RUNS_DIR, max_failures, resume_from)
 
 
 def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
-                     resume_from: Any = None, experiment: str | None = None) -> dict[str, Any]:
+                     resume_from: Any = None, repeat: bool = False) -> dict[str, Any]:
     """Train one experiment (one seed) with TorchTrainer; returns the final metrics, also written to
-    OUTPUT_DIR/<name>/metrics.json beside the exported model (arguments as `fit_experiment`).
-    `experiment` is the name recorded in the metrics (default `name`; repeats share their experiment's)."""
+    OUTPUT_DIR/<name>/metrics.json beside the exported model, or with `repeat` (one of several seeds) to
+    OUTPUT_DIR/<name>/seed<k>/ (other arguments as `fit_experiment`)."""
     result = fit_experiment(config, name, output_dir, max_failures, resume_from)
-    out = Path(output_dir) / name
+    out = run_dir(output_dir, name, config.train.seed if repeat else None)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as exported:
-            shutil.rmtree(out / "model", ignore_errors=True)
-            shutil.copytree(exported, out / "model")
-    metrics["experiment"] = experiment or name
+            shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
+            shutil.copytree(exported, out / MODEL_DIR)
+    metrics["experiment"] = name
     metrics["seed"] = config.train.seed
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -164,8 +154,5 @@ def train_repeats(config: StudyConfig, name: str) -> list[dict[str, Any]]:
     output_dir = Path(config.train.output_dir)
     if config.train.repeats == 1:
         return [train_experiment(config, name, output_dir)]
-    runs = []
-    for i in range(config.train.repeats):
-        seed = config.train.seed + i
-        runs.append(train_experiment(config.with_updates({"train.seed": seed}), f"seed{seed}", output_dir / name, experiment=name))
-    return runs
+    seeds = [config.train.seed + i for i in range(config.train.repeats)]
+    return [train_experiment(config.with_updates({"train.seed": seed}), name, output_dir, repeat=True) for seed in seeds]

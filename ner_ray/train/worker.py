@@ -1,9 +1,10 @@
-"""`train_loop_per_worker`: the one training path, run by every Ray Train worker of `ner-ray train`,
-of every Tune trial and of the tests.
+"""`train_loop_per_worker`: the one training path, run by every Ray Train worker of `ner-ray train`, of every
+Tune trial and of the tests, in three steps:
 
-It loads and encodes the data, builds the family's model, trains with the HF Trainer (reporting dev
-metrics and a checkpoint to Ray at every evaluation, resuming from `ray.train.get_checkpoint()`), then
-scores the best checkpoint on the test split and reports the final metrics with the exported model.
+  setup   the data, the family, its model and the HF Trainer (evaluating and reporting to Ray as planned);
+  fit     train, resuming from `ray.train.get_checkpoint()` (a restarted worker) or a given checkpoint;
+  finish  the best checkpoint's dev scores, its test scores (through ner_ray.inference.evaluate, the model
+          seeing the test documents without their annotations), the exported model and the final report.
 """
 
 from __future__ import annotations
@@ -11,12 +12,32 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ner_ray.config import StudyConfig
+from ner_ray.config import ResourcesConfig, StudyConfig
 
-PREDICTIONS_FILE = "predictions.pubtator"  # in the exported model: the best checkpoint's predictions on the scored split
+
+@dataclass
+class Run:
+    """What setup builds for one worker."""
+
+    config: StudyConfig
+    rank: int
+    data: Any  # train.data.TrainingData
+    trainer: Any  # train.trainer.FamilyTrainer
+    meter: Any  # accounting.ThroughputMeter
+    accounting: dict[str, Any]
+    precision: str  # bf16 / fp16 / fp32: what train.precision resolved to here
+
+
+@dataclass
+class Fitted:
+    output: Any  # HF TrainOutput
+    train_seconds: float
+    training_memory_mb: float | None
+    resumed_from_step: int
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -24,42 +45,41 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     "concurrent_trials": int, "resume_from": ray.train.Checkpoint or None}. Within a run, the latest reported
     checkpoint (a restart after a worker failure) takes precedence over `resume_from`."""
     import ray.train
-    import torch
-    from transformers import AutoTokenizer, TrainerState, set_seed
 
-    from ner_ray.data.pubtator import format_pubtator
-    from ner_ray.families.base import FAMILIES
-    from ner_ray.families.models import resolve_model
-    from ner_ray.metrics import evaluate_entities
-    from ner_ray.train.accounting import (
-        Stopwatch,
-        ThroughputMeter,
-        TrainingMemory,
-        peak_memory_mb,
-        trainable_percent,
-    )
-    from ner_ray.train.data import prepare_data
-    from ner_ray.train.deepspeed import (
-        deepspeed_config,
-        gathered_parameters,
-        use_cpu_accelerator,
-    )
-    from ner_ray.train.export import save_model
-    from ner_ray.train.predict import (
-        extra_metrics,
-        flat_metrics,
-        predicted_documents,
-        score,
-        split_predictions,
-    )
-    from ner_ray.train.run import worker_threads
-    from ner_ray.train.trainer import (
-        NerTrainer,
+    run = setup(loop_config)
+    fitted = fit(run, ray.train.get_checkpoint() or loop_config.get("resume_from"))
+    finish(run, fitted)
+
+
+def worker_threads(resources: ResourcesConfig, node_cpus: int, concurrent_trials: int = 1) -> int:
+    """Torch threads of one Ray Train worker: resources.threads_per_worker, or the node's CPUs shared among
+    the workers that can run on it at once (the trial's workers times the concurrent trials, no more than
+    the node's CPUs hold at resources.cpus_per_worker each), so that concurrent trials do not oversubscribe it."""
+    if resources.threads_per_worker is not None:
+        return resources.threads_per_worker
+    fit_on_node = max(1, int(node_cpus // resources.cpus_per_worker))
+    return max(1, node_cpus // min(concurrent_trials * resources.num_workers, fit_on_node))
+
+
+def setup(loop_config: dict[str, Any]) -> Run:
+    import ray.train
+    import torch
+    from transformers import set_seed
+
+    from ner_ray.inference.decode import predicted_documents
+    from ner_ray.inference.evaluate import flat_scores, score_documents
+    from ner_ray.inference.predict import resolve_precision
+    from ner_ray.train.accounting import ThroughputMeter, trainable_percent
+    from ner_ray.train.callbacks import (
+        EvaluationPlan,
         RayReportCallback,
         ThroughputCallback,
         UnfreezeCallback,
-        training_arguments,
     )
+    from ner_ray.train.data import prepare_data
+    from ner_ray.train.deepspeed import deepspeed_config, use_cpu_accelerator
+    from ner_ray.train.schedule import evaluation_steps
+    from ner_ray.train.trainer import FamilyTrainer, training_arguments
 
     config = StudyConfig.model_validate(loop_config["config"])
     if config.train.deepspeed is not None and not config.resources.use_gpu:
@@ -74,45 +94,50 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     set_seed(config.train.seed)
     torch.set_num_threads(worker_threads(config.resources, os.cpu_count() or 1, loop_config.get("concurrent_trials", 1)))
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.model.name))
-    data, family = prepare_data(config, FAMILIES.get(config.model.family), tokenizer)
-    train_split = data.splits[config.data.train_split]
-    dev_split = data.splits[config.data.dev_split]
-    test_split = data.splits.get(config.data.test_split) if config.data.test_split else None
+    data = prepare_data(config)
+    family = data.family
     model = family.build()
-    scheme = config.data.label_scheme
 
     def compute_metrics(prediction) -> dict[str, float]:
-        ids, extra = split_predictions(prediction.predictions)
-        scores = score(dev_split.documents, dev_split.examples, ids, data.labels, scheme)
-        return {**flat_metrics(scores), **extra_metrics(family, extra, dev_split.examples)}
+        predicted = predicted_documents(family, data.dev_documents, data.dev, prediction.predictions)
+        scores = score_documents(data.dev_documents, predicted, relations=family.predicts_relations)
+        scores.update(family.extra_metrics(data.dev_documents, predicted))
+        return flat_scores(scores)
 
     per_step = config.train.batch_size * world * config.train.grad_accum
-    steps_per_epoch = max(1, math.ceil(len(train_split.examples) / per_step))
-    work_dir = Path(loop_config["work_dir"])
-    args = training_arguments(config, str(work_dir / "hf"), steps_per_epoch, deepspeed_config(config.train.deepspeed))
-    accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(train_split.examples)}
+    total_steps = config.train.max_steps or config.train.epochs * max(1, math.ceil(len(data.train) / per_step))
+    interval = max(1, total_steps // len(evaluation_steps(total_steps, config.train)))
+    args = training_arguments(config, str(Path(loop_config["work_dir"]) / "hf"), max(1, interval // 4),
+                              deepspeed_config(config.train.deepspeed))
+    accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(data.train)}
     meter = ThroughputMeter(per_step)
-    callbacks = [RayReportCallback(accounting), ThroughputCallback(meter)]
+    callbacks = [EvaluationPlan(config.train), RayReportCallback(accounting), ThroughputCallback(meter)]
     lora = config.model.lora
     if lora is not None and lora.unfreeze_last_epoch:
         if world > 1 or config.train.deepspeed is not None:
             raise ValueError("model.lora.unfreeze_last_epoch needs resources.num_workers: 1 and no train.deepspeed "
                              "(DDP and ZeRO fix the trainable parameters when training starts)")
         callbacks.append(UnfreezeCallback(config.train.lr))
-    trainer = NerTrainer(
-        model=model, args=args, family=family, head_lr_multiplier=config.model.head.lr_multiplier,
-        train_dataset=[e.features for e in train_split.examples],
-        eval_dataset=[e.features for e in dev_split.examples],
+    trainer = FamilyTrainer(
+        model=model, args=args, family=family,
+        train_dataset=[e.features for e in data.train], eval_dataset=[e.features for e in data.dev],
         data_collator=family.collate, compute_metrics=compute_metrics, callbacks=callbacks,
     )
+    return Run(config, rank, data, trainer, meter, accounting, resolve_precision(config.train.precision))
+
+
+def fit(run: Run, checkpoint: Any) -> Fitted:
+    """Train (from the start, or from a checkpoint reported at an evaluation), timing and measuring it."""
+    from transformers import TrainerState
+
+    from ner_ray.train.accounting import Stopwatch, TrainingMemory
+    from ner_ray.train.callbacks import RayReportCallback
 
     clock = Stopwatch()
-    checkpoint = ray.train.get_checkpoint() or loop_config.get("resume_from")
     resumed_from_step = 0
     with TrainingMemory() as training_memory:
         if checkpoint is None:
-            output = trainer.train()
+            output = run.trainer.train()
         else:
             with checkpoint.as_directory() as restored:
                 state = Path(restored) / RayReportCallback.CHECKPOINT_NAME
@@ -120,37 +145,57 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                     raise ValueError(f"checkpoint {checkpoint.path} holds no training state (no {state.name}/ folder): resume "
                                      "from a checkpoint reported at an evaluation, not from the final exported model")
                 resumed_from_step = TrainerState.load_from_json(str(state / "trainer_state.json")).global_step
-                output = trainer.train(resume_from_checkpoint=str(state))
-    train_seconds = clock.seconds
+                output = run.trainer.train(resume_from_checkpoint=str(state))
+    return Fitted(output, clock.seconds, training_memory.mb, resumed_from_step)
 
-    best_dev = trainer.evaluate()  # the best checkpoint is loaded at the end of training
+
+def finish(run: Run, fitted: Fitted) -> None:
+    """Score the best checkpoint (loaded at the end of training) on dev and test, export it with its test
+    predictions, and make the run's final report."""
+    import ray.train
+    import torch
+
+    from ner_ray.artifacts import PREDICTIONS
+    from ner_ray.data.pubtator import format_pubtator
+    from ner_ray.inference.decode import predicted_documents
+    from ner_ray.inference.encode import encode_documents
+    from ner_ray.inference.evaluate import evaluate, split_metrics
+    from ner_ray.inference.model_files import save_model
+    from ner_ray.train.accounting import peak_memory_mb
+    from ner_ray.train.deepspeed import gathered_parameters
+
+    trainer, family, data, config = run.trainer, run.data.family, run.data, run.config
+    best_dev = trainer.evaluate()
     final: dict[str, Any] = {
-        "dev_f1": best_dev["eval_f1"],
-        "train_seconds": train_seconds,
-        "train_samples_per_second": output.metrics.get("train_samples_per_second", 0.0),
-        "steady_samples_per_second": meter.samples_per_second,  # all workers together, warm-up and evaluation excluded
+        **{"dev_" + key[5:]: value for key, value in best_dev.items() if key.startswith("eval_")},
+        "train_seconds": fitted.train_seconds,
+        "train_samples_per_second": fitted.output.metrics.get("train_samples_per_second", 0.0),
+        "steady_samples_per_second": run.meter.samples_per_second,  # all workers, warm-up and evaluation excluded
         "peak_memory_mb": peak_memory_mb(),
-        "training_memory_mb": training_memory.mb,  # peak minus the loaded process at the start of training
+        "training_memory_mb": fitted.training_memory_mb,  # peak minus the loaded process at the start of training
         "threads_per_worker": torch.get_num_threads(),
-        "resumed_from_step": resumed_from_step,
-        **accounting,
+        "resumed_from_step": fitted.resumed_from_step,
+        "train_precision": run.precision,  # bf16 / fp16 / fp32, as train.precision resolved here
+        **run.accounting,
         "final": True,  # the last report of a run (Tune adds its own `done`)
     }
-    # The best checkpoint scores the test split (or, with no test split, the dev split again); its
-    # predictions travel with the exported model as PubTator, beside the gold text, for error analysis.
-    scored = test_split if test_split is not None else dev_split
-    trainer.compute_metrics = None  # its metrics are the dev split's; the scored split is scored below
-    ids, extra = split_predictions(trainer.predict([e.features for e in scored.examples]).predictions)
-    predicted = predicted_documents(scored.documents, scored.examples, ids, data.labels, scheme)
-    scores = evaluate_entities(scored.documents, predicted)
-    final.update(extra_metrics(family, extra, scored.examples))
-    final.update({k: scores[k] for k in ("f1", "precision", "recall", "per_type", "untyped", "overlap")})
-    final["scored_split"] = config.data.test_split if test_split is not None else config.data.dev_split
+
+    def predict(documents):  # every worker takes part; the Trainer shards and gathers
+        examples = encode_documents(documents, family, training=False)
+        return predicted_documents(family, documents, examples, trainer.predict([e.features for e in examples]).predictions)
+
+    trainer.compute_metrics = None  # its metrics are the dev split's
+    predicted = None
+    final.update(test=None, test_f1=None, test_precision=None, test_recall=None)
+    if data.test_documents is not None:
+        scores, predicted = evaluate(predict, data.test_documents, family.extra_metrics, relations=family.predicts_relations)
+        final.update(test=scores, **split_metrics(scores, "test"))
     with tempfile.TemporaryDirectory() as tmp:
         exported = None
         with gathered_parameters(trainer.model, config.train.deepspeed):  # every rank joins; rank 0 writes
-            if rank == 0:
-                save_model(trainer.model, family, tmp)
-                Path(tmp, PREDICTIONS_FILE).write_text(format_pubtator(predicted), encoding="utf-8")
+            if run.rank == 0:
+                save_model(trainer.model, family, tmp, run.precision)
+                if predicted is not None:  # the test predictions beside the gold text, for error analysis
+                    Path(tmp, PREDICTIONS).write_text(format_pubtator(predicted), encoding="utf-8")
                 exported = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics=final, checkpoint=exported)

@@ -1,6 +1,7 @@
 """Ray Tune studies: `python -m ner_ray.tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]`.
 
-space.py (search block → Tune domains, searcher, scheduler), trial.py (one trial = one Ray Train run),
-study.py (Tuner per experiment, resume, results.json), tracking.py + mlflow_callback.py (MLflow parent
-and nested runs), report.py (table, Markdown, plot). Importing this package imports no Ray.
+command.py (the command line), study_runner.py (a Tuner per experiment, resume, results.json), space.py
+(search block → Tune domains, searcher, scheduler), trial.py (one trial = one Ray Train run), tracking.py
++ mlflow_callback.py (MLflow parent and nested runs), study_report.py (table, Markdown, plot). Importing
+this package imports no Ray.
 """

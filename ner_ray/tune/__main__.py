@@ -2,7 +2,7 @@
 
 import sys
 
-from ner_ray.cli import main
+from ner_ray.tune.command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["tune", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

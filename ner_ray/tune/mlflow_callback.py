@@ -12,16 +12,17 @@ from typing import Any
 
 from ray.tune import Callback
 
+from ner_ray.artifacts import MODEL_DIR, PREDICTIONS
 from ner_ray.config import StudyConfig
-from ner_ray.tune.report import per_type_markdown
+from ner_ray.tune.study_report import per_type_markdown
 from ner_ray.tune.tracking import StudyTracker, numeric_metrics
 from ner_ray.tune.trial import trial_config
 
 
 class MlflowTrialCallback(Callback):
     """on_trial_start: find or create the nested run (params = resolved config, tags, config.yaml);
-    on_trial_result: metrics at every evaluation; on_trial_complete: exported model, predictions,
-    per-type table, learning curve; on_trial_error: FAILED with Tune's error file."""
+    on_trial_result: metrics at every evaluation; on_trial_complete: exported model, test predictions,
+    per-type test table, learning curve; on_trial_error: FAILED with Tune's error file."""
 
     def __init__(self, tracker: StudyTracker, experiment: str, base: dict[str, Any]):
         self.tracker = tracker
@@ -60,12 +61,13 @@ class MlflowTrialCallback(Callback):
         if result.get("final"):
             checkpoint = result.get("checkpoint_path")
             if checkpoint and Path(checkpoint).is_dir():
-                client.log_artifacts(run_id, checkpoint, "model")
-                predictions = Path(checkpoint) / "predictions.pubtator"
+                client.log_artifacts(run_id, checkpoint, MODEL_DIR)
+                predictions = Path(checkpoint) / PREDICTIONS
                 if predictions.is_file():
                     client.log_artifact(run_id, str(predictions))
-            if result.get("per_type"):
-                client.log_text(run_id, per_type_markdown(result["per_type"]) + "\n", "per_type.md")
+            test = result.get("test") or {}
+            if test.get("per_type"):
+                client.log_text(run_id, per_type_markdown(test["per_type"]) + "\n", "test_per_type.md")
             client.set_tag(run_id, "stop_reason", "completed")
         else:
             client.set_tag(run_id, "stop_reason", "early_stopped")

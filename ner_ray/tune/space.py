@@ -10,6 +10,8 @@ from typing import Any
 
 from ner_ray.config import StudyConfig
 from ner_ray.config.schema import SearchDomain
+from ner_ray.errors import ConfigError
+from ner_ray.train.schedule import planned_evaluations
 
 TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: repeat k of a config trains with seed + k
 
@@ -46,26 +48,43 @@ def param_space(config: StudyConfig) -> dict[str, Any]:
     return space
 
 
-def evaluations_per_trial(config: StudyConfig) -> int:
-    """Dev evaluations a trial that is never stopped makes (ASHA's time axis)."""
-    if config.tune.scheduler.max_t is not None:
-        return config.tune.scheduler.max_t
-    return config.train.epochs * config.train.evals_per_epoch
+# Keys whose value changes how many evaluations (Tune reports) a trial makes: ASHA compares trials at equal
+# counts of them, so a study that searches one of these cannot use it.
+REPORT_COUNT_KEYS = ("train.epochs", "train.evals_per_epoch", "train.eval_steps", "train.max_steps")
+
+
+def check_scheduler(config: StudyConfig, where: str = "") -> None:
+    """A ConfigError, before any trial starts, when ASHA could not know how many reports a trial makes."""
+    if config.tune.scheduler.name != "asha":
+        return
+    searched = [key for key in REPORT_COUNT_KEYS if key in config.search]
+    if searched:
+        raise ConfigError(f"{where}tune.scheduler asha: searching {', '.join(searched)} changes how many evaluations a "
+                          "trial makes, and ASHA compares trials at equal numbers of them; fix it, or use "
+                          "tune.scheduler.name: fifo")
+    if planned_evaluations(config.train) is None:
+        raise ConfigError(f"{where}tune.scheduler asha needs the number of evaluations before training: with "
+                          "train.eval_steps set train.max_steps too, or use train.evals_per_epoch")
+
+
+def asha_max_t(config: StudyConfig) -> int:
+    """ASHA's resource bound in Tune iterations: one report per planned evaluation, and the final report
+    (test scores, exported model). A trial is never stopped for reaching it before that final report."""
+    evaluations = planned_evaluations(config.train)
+    if evaluations is None:
+        raise ConfigError("ASHA needs a number of evaluations known before training (see check_scheduler)")
+    return evaluations + 1
 
 
 def make_scheduler(config: StudyConfig):
-    """ASHA on the ranking metric, one time unit per evaluation; or FIFO (every trial runs to the end).
-
-    The worker reports once per evaluation and once more at the end (test metrics, exported model), so
-    ASHA's max_t is the evaluation count + 1: a trial that reaches its last evaluation is never cut
-    before that final report.
-    """
+    """ASHA on the ranking metric, one time unit per report (`asha_max_t`); or FIFO (every trial runs to the end)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     scheduler = config.tune.scheduler
     if scheduler.name == "fifo":
         return FIFOScheduler()
-    max_t = evaluations_per_trial(config) + 1
+    check_scheduler(config)
+    max_t = asha_max_t(config)
     return ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=min(scheduler.grace_period, max_t),
                          reduction_factor=scheduler.reduction_factor)
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ner_ray.artifacts import MLFLOW_ARTIFACTS, MLFLOW_DB, STUDY_FILES
 from ner_ray.config import StudyConfig
 from ner_ray.errors import ConfigError
 
@@ -20,7 +21,6 @@ STUDY_TAG = "ner_ray.study_id"
 TRIAL_TAG = "ner_ray.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
 ROLE_TAG = "ner_ray.role"  # "study" (the parent run) or "trial" (a nested run)
-MLFLOW_DB = "mlflow.db"
 
 
 def tracking_uri(config: StudyConfig, output_dir: str | Path) -> str:
@@ -92,7 +92,7 @@ class StudyTracker:
             return experiment.experiment_id
         artifacts = None
         if not self.uri.startswith(("http://", "https://", "databricks")):  # local store: artifacts beside it
-            artifacts = (Path(output_dir) / "mlartifacts").resolve().as_uri()
+            artifacts = (Path(output_dir) / MLFLOW_ARTIFACTS).resolve().as_uri()
         return self.client.create_experiment(name, artifact_location=artifacts)
 
     def log_params(self, run_id: str, config: StudyConfig) -> None:
@@ -118,8 +118,8 @@ class StudyTracker:
         return self.client.search_runs([self.experiment_id], f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
 
     def finish(self, output_dir: str | Path, status: str = "FINISHED") -> None:
-        """Attach results.json, report.md and the plot to the parent run and close it."""
-        for name in ("results.json", "report.md", "f1_vs_trainable.png", "study.yaml"):
+        """Attach results.json, report.md, the plot and the resolved configs to the parent run and close it."""
+        for name in STUDY_FILES:
             path = Path(output_dir) / name
             if path.is_file():
                 self.client.log_artifact(self.parent_id, str(path))

@@ -14,8 +14,6 @@ from typing import Any
 from ner_ray.config import StudyConfig
 from ner_ray.tune.space import trial_updates
 
-TRAIN_RUNS = "train"  # folder of a study's experiment holding the Ray Train run of every trial
-
 
 def trial_config(params: dict[str, Any], base: StudyConfig) -> StudyConfig:
     """The validated config of a trial: the experiment's config with the trial's sampled params."""

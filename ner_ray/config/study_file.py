@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from ner_ray.config import diagnostics, keys
-from ner_ray.config.schema import StudyConfig
+from ner_ray.config.schema import StudyConfig, study_keys
 from ner_ray.errors import ConfigError, nearest
 
 Lines = dict[tuple[Any, ...], int]  # path in the YAML document -> 1-based line of its key
@@ -114,7 +114,7 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     if not sep or not key:
         raise ConfigError(f"override {text!r}: expected key=value, e.g. train.lr=3e-4 or model.lora=null")
     try:
-        path = keys.split_key(key)
+        path = keys.split_key(key, StudyConfig)
         value = yaml.load(value_text, Loader=StudyLoader)
     except ConfigError as err:
         raise ConfigError(f"override {text!r}: {err}") from None
@@ -202,7 +202,7 @@ def _validate(raw: dict[str, Any], locate: diagnostics.Locator, context: str) ->
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as err:
-        diagnostics.raise_config_error(err, raw, locate, context)
+        diagnostics.raise_config_error(err, raw, locate, context, study_keys())
 
 
 def _locator(source: str, lines: Lines, set_by: dict[tuple[str, ...], str], stanza: tuple[Any, ...] | None) -> diagnostics.Locator:
@@ -270,8 +270,8 @@ def _ancestors(key: str) -> list[str]:
 def _block_defaults() -> dict[str, Any]:
     """The flat defaults of every block that can be built from defaults alone (e.g. model.lora when null in the schema)."""
     flat: dict[str, Any] = {}
-    for key in keys.schema_keys():
-        block = keys.block_at(key)
+    for key in study_keys():
+        block = keys.block_at(StudyConfig, key)
         if block is not None:
             try:
                 flat.update(keys.flatten(block(), key + "."))

@@ -1,4 +1,4 @@
-"""`python -m ner_ray.tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]`: a study on Ray Tune.
+"""Running a study on Ray Tune (`python -m ner_ray.tune STUDY.yaml`, see command.py): one Tuner per experiment.
 
 Each experiment of the study is one Tune experiment (one `Tuner`, run in file order, so family fusion
 finds the adapters of the experiments before it): its `search` block is the param space, ASHA stops weak
@@ -26,14 +26,28 @@ from typing import Any
 
 import yaml
 
+from ner_ray.artifacts import (
+    MODEL_DIR,
+    RESULTS,
+    STUDY_CONFIGS,
+    STUDY_STATE,
+    TRIAL_RUNS_DIR,
+    TUNE_DIR,
+    run_dir,
+    write_json,
+)
 from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
-from ner_ray.tune.report import RESULTS_FILE, write_report
-from ner_ray.tune.space import concurrent_trials, param_space, tune_config
-from ner_ray.tune.trial import TRAIN_RUNS, run_trial, trial_config
+from ner_ray.tune.space import (
+    check_scheduler,
+    concurrent_trials,
+    param_space,
+    tune_config,
+)
+from ner_ray.tune.study_report import write_report
+from ner_ray.tune.trial import run_trial, trial_config
 
-STATE_FILE = "study.json"
 # A trial's own actor only waits on its Ray Train run: the Train workers hold the CPUs. It reserves no CPU
 # (Tune needs a non-empty bundle, hence a little memory): with even 0.01 CPU each, two 1-CPU trials would
 # not fit on 2 cores at once, and the second trial's Train worker group would time out waiting.
@@ -52,7 +66,7 @@ def best_of(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any
 
 def start_or_resume(study: Study, output_dir: Path, resume: bool) -> str:
     """The study id: a new one (written to study.json), or with --resume the one study.json holds."""
-    state_path = output_dir / STATE_FILE
+    state_path = output_dir / STUDY_STATE
     if resume:
         if not state_path.is_file():
             raise ConfigError(f"--resume: {state_path} does not exist, so there is no study to resume in "
@@ -64,10 +78,10 @@ def start_or_resume(study: Study, output_dir: Path, resume: bool) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     study_id = f"{study.name}-{stamp}-{uuid.uuid4().hex[:6]}"
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(state_path, json.dumps({"study": study.name, "study_id": study_id, "file": str(study.path),
-                                              "overrides": list(study.overrides)}, indent=2) + "\n")
+    write_json(state_path, {"study": study.name, "study_id": study_id, "file": str(study.path),
+                            "overrides": list(study.overrides)})
     resolved = {name: config.model_dump(mode="json") for name, config in study.experiments.items()}
-    write_text_atomic(output_dir / "study.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_text_atomic(output_dir / STUDY_CONFIGS, yaml.safe_dump(resolved, sort_keys=False))
     return study_id
 
 
@@ -78,7 +92,7 @@ def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callb
     experiment_path = experiment_root / name
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
-                             storage_path=str(experiment_path / TRAIN_RUNS), max_failures=config.tune.max_failures,
+                             storage_path=str(experiment_path / TRIAL_RUNS_DIR), max_failures=config.tune.max_failures,
                              concurrent_trials=concurrent_trials(config)),
         TRIAL_DRIVER_RESOURCES)
     if resume and tune.Tuner.can_restore(str(experiment_path)):
@@ -116,7 +130,7 @@ def result_trial_id(result) -> str:
 
 def trial_record(result, experiment: str, config: StudyConfig, statuses: dict[str, str]) -> dict[str, Any]:
     """One results.json record from a Tune Result (and the saved Tune statuses): config, best dev metric,
-    test scores, how it ended."""
+    test scores (None for a trial that did not complete, or a study without a test split), how it ended."""
     metric, mode = config.tune.metric, config.tune.mode
     trial_id = result_trial_id(result)
     trial_status = statuses.get(trial_id, "TERMINATED")
@@ -150,11 +164,11 @@ def trial_record(result, experiment: str, config: StudyConfig, statuses: dict[st
         "stop_reason": reason,
         metric: best,
         "dev_f1": best if metric == "dev_f1" else metrics.get("dev_f1"),
-        "f1": metrics.get("f1") if final else None,
-        "precision": metrics.get("precision") if final else None,
-        "recall": metrics.get("recall") if final else None,
-        "per_type": metrics.get("per_type") if final else None,
-        "scored_split": metrics.get("scored_split") if final else None,
+        "test_f1": metrics.get("test_f1") if final else None,
+        "test_precision": metrics.get("test_precision") if final else None,
+        "test_recall": metrics.get("test_recall") if final else None,
+        "test_per_type": (metrics.get("test") or {}).get("per_type") if final else None,
+        "train_precision": metrics.get("train_precision") if final else None,
         "evaluations": iterations - 1 if final else iterations,
         "epochs": history["epoch"].max() if history is not None and "epoch" in history else metrics.get("epoch"),
         "train_seconds": metrics.get("train_seconds") or metrics.get("time_total_s"),
@@ -175,10 +189,10 @@ def export_best(records: list[dict[str, Any]], experiment: str, output_dir: Path
     done = [r for r in records if r["status"] == "completed" and r["model_path"] and r.get(metric) is not None]
     if not done:
         return
-    targets = {output_dir / experiment / "model": best_of(done, metric, mode)}
+    targets = {run_dir(output_dir, experiment) / MODEL_DIR: best_of(done, metric, mode)}
     seeds = sorted({r["seed"] for r in done})
     if len(seeds) > 1:
-        targets.update({output_dir / experiment / f"seed{s}" / "model": best_of([r for r in done if r["seed"] == s], metric, mode)
+        targets.update({run_dir(output_dir, experiment, s) / MODEL_DIR: best_of([r for r in done if r["seed"] == s], metric, mode)
                         for s in seeds})
     for target, record in targets.items():
         partial = target.with_name(target.name + ".partial")
@@ -194,14 +208,8 @@ def write_results(output_dir: Path, study: Study, study_id: str, trials: list[di
     payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
                "experiments": list(study.experiments), "best": best_of(trials, metric, mode), "trials": trials,
                "mlflow": {"tracking_uri": tracker.uri, "parent_run_id": tracker.parent_id} if tracker else None}
-    write_text_atomic(output_dir / RESULTS_FILE, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    write_json(output_dir / RESULTS, payload)
     return payload
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return str(value)
 
 
 def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = False,
@@ -216,12 +224,13 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
         if Path(config.train.output_dir).resolve() != output_dir:
             raise ConfigError(f"experiment '{name}': train.output_dir {config.train.output_dir} differs from the "
                               f"study's {study.defaults.train.output_dir}; a Tune study keeps one output folder")
+        check_scheduler(config, f"experiment '{name}': ")
     study_id = start_or_resume(study, output_dir, resume)
     tracker = None
     if study.defaults.tracking.enabled:  # before any trial: an unreachable server fails here
         tracker = StudyTracker(study.defaults, output_dir, study_id, study.name)
     ensure_ray(address or study.defaults.resources.address)
-    experiment_root = output_dir / "tune" / study_id
+    experiment_root = output_dir / TUNE_DIR / study_id
     trials: list[dict[str, Any]] = []
     payload: dict[str, Any] = {}
     status = "FAILED"
@@ -249,7 +258,7 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
         if trials:
             table, report = write_report(output_dir)
             print(table)
-            print(f"results: {output_dir / RESULTS_FILE}\nreport: {report}")
+            print(f"results: {output_dir / RESULTS}\nreport: {report}")
         if tracker is not None:
             tracker.finish(output_dir, status)
             print(f"MLflow: parent run {tracker.parent_id} ({len(tracker.trial_runs())} nested trial runs) in "

@@ -8,18 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ner_ray.artifacts import PLOT, REPORT, RESULTS
+from ner_ray.comparison import TUNE_COLUMNS, comparison_table
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
-from ner_ray.report import TUNE_COLUMNS, comparison_table
-
-RESULTS_FILE = "results.json"
-REPORT_FILE = "report.md"
-PLOT_FILE = "f1_vs_trainable.png"
 
 
 def read_results(output_dir: str | Path) -> dict[str, Any]:
     """The study record `ner_ray.tune` writes: {"study", "trials": [...], ...}."""
-    path = Path(output_dir) / RESULTS_FILE
+    path = Path(output_dir) / RESULTS
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; `python -m ner_ray.tune STUDY.yaml` writes it in train.output_dir")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -44,8 +41,8 @@ def _short(value: Any) -> str:
 
 
 def study_table(trials: list[dict[str, Any]]) -> str:
-    """The seed-000 table over a study's trials, best dev F1 first; f1/precision/recall are test scores
-    of completed trials ('-' for trials ASHA stopped or that failed)."""
+    """The seed-000 table over a study's trials, best dev F1 first; test scores of completed trials ('-' for
+    trials ASHA stopped, that failed, or of a study without a test split)."""
     ordered = sorted(trials, key=lambda t: t["dev_f1"] if t.get("dev_f1") is not None else float("-inf"), reverse=True)
     rows = [{**t, "experiment": trial_label(t)} for t in ordered]
     return comparison_table(rows, TUNE_COLUMNS)
@@ -102,11 +99,12 @@ def study_markdown(results: dict[str, Any], plot: str | None) -> str:
     best = results.get("best")
     if best:
         out += [f"## Best trial: {best['trial_id']} ({best['experiment']})", "",
-                f"dev F1 {best['dev_f1']:.4f}" + (f", test F1 {best['f1']:.4f}" if best.get("f1") is not None else ""),
+                f"dev F1 {best['dev_f1']:.4f}" + (f", test F1 {best['test_f1']:.4f}" if best.get("test_f1") is not None
+                                                 else ", no test split scored"),
                 f"; model: `{best.get('model_path') or '-'}`", "",
                 "```json", json.dumps(best["params"], indent=2, sort_keys=True), "```", ""]
-        if best.get("per_type"):
-            out += [per_type_markdown(best["per_type"]), ""]
+        if best.get("test_per_type"):
+            out += ["Test scores by type:", "", per_type_markdown(best["test_per_type"]), ""]
     out += ["## Trials", "", "| trial | experiment | status | evaluations | epochs | best dev f1 | seconds | stop reason |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for t in trials:
@@ -120,6 +118,6 @@ def write_report(output_dir: str | Path) -> tuple[str, Path]:
     """Render results.json into report.md and the plot beside it; returns (ASCII table, report path)."""
     output_dir = Path(output_dir)
     results = read_results(output_dir)
-    plot = plot_f1_vs_trainable(results["trials"], output_dir / PLOT_FILE)
-    report = write_text_atomic(output_dir / REPORT_FILE, study_markdown(results, plot.name if plot else None))
+    plot = plot_f1_vs_trainable(results["trials"], output_dir / PLOT)
+    report = write_text_atomic(output_dir / REPORT, study_markdown(results, plot.name if plot else None))
     return study_table(results["trials"]), report

@@ -1,5 +1,6 @@
-"""The comparison table of seed 000: `exp | f1 | precision | recall | sec | peak MB | trainable %`,
-mean ± std over the repeats (seeds) of each experiment, as ASCII.
+"""The comparison table of seed 000, with every score named by its split:
+`exp | test f1 | test precision | test recall | sec | peak MB | trainable %`, mean ± std over the repeats
+(seeds) of each experiment, as ASCII.
 
 Input is the metrics dicts that `ner-ray train` writes (one per experiment and seed); `ner-ray
 tune` renders its trials through the same function.
@@ -11,7 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 
-COLUMNS = (("f1", "f1", 4), ("precision", "precision", 4), ("recall", "recall", 4),
+COLUMNS = (("test f1", "test_f1", 4), ("test precision", "test_precision", 4), ("test recall", "test_recall", 4),
            ("sec", "train_seconds", 1), ("peak MB", "peak_memory_mb", 0), ("trainable %", "trainable_percent", 2))
 
 
