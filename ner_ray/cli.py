@@ -159,11 +159,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ner_ray.inference.evaluate import evaluate_model
 
     out = args.out or args.model_dir / "evaluations" / f"{Path(args.corpus).name}-{args.split}"
-    scores = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
+    result = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
                             precision=args.precision, fmt=args.fmt, data_dir=args.data_dir)
+    scores = result[args.split]
     print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}; "
           f"tp {scores['tp']}, fp {scores['fp']}, fn {scores['fn']}) on {scores['documents']} documents of "
-          f"{args.corpus} {args.split}, types {', '.join(scores['types'])}, {scores['inference_precision']}; "
+          f"{args.corpus} {args.split}, types {', '.join(result['types'])}, {result['inference_precision']}; "
           f"{scores['gold_crossing_windows']} gold entities crossed a window boundary")
     print(f"scores: {out / SCORES}\npredictions: {out / PREDICTIONS}")
     return 0

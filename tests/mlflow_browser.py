@@ -48,7 +48,7 @@ def screenshot(uri: str, experiment: str, path: Path, chromium: str = CHROMIUM, 
         wait_for_http(url + "/health", server, log_path)
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,2000",
                      "--disable-background-networking", "--disable-component-update", "--no-first-run"):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(chromedriver), options=options)

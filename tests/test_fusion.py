@@ -177,11 +177,11 @@ def test_evaluate_model_scores_only_the_types_each_corpus_annotates(tiny, adapte
     save_model(model, family, tmp_path / "fused", "fp32")
     chem = evaluate_model(tmp_path / "fused", corpora["Chemical"], "dev")
     dis = evaluate_model(tmp_path / "fused", corpora["Disease"], "dev")
-    assert chem["types"] == ["Chemical"] and set(chem["per_type"]) <= {"Chemical"}
-    assert dis["types"] == ["Disease"] and set(dis["per_type"]) <= {"Disease"}
+    assert chem["types"] == ["Chemical"] and set(chem["dev"]["per_type"]) <= {"Chemical"}
+    assert dis["types"] == ["Disease"] and set(dis["dev"]["per_type"]) <= {"Disease"}
     # The same numbers as scoring the in-memory model on the demo dev split restricted to one type.
     direct, _ = evaluate(document_predictor(family, model.eval()), data.dev_documents, types=["Chemical"])
-    assert chem["f1"] == pytest.approx(direct["f1"]) and chem["fn"] == direct["fn"]
+    assert chem["dev_f1"] == pytest.approx(direct["f1"]) and chem["dev"]["fn"] == direct["fn"]
 
 
 def test_adapters_resolve_by_experiment_name_under_output_dir(tiny, adapters, tmp_path):

@@ -47,6 +47,7 @@ def test_mlflow_ui_shows_the_trials_a_real_study_logged(tmp_path):
     out = tmp_path / "out"
     trials = json.loads((out / "results.json").read_text())["trials"]
     assert len(trials) == 2 and all(t["status"] == "completed" for t in trials)
+    assert all(t["test_f1"] is None and t["test_per_type"] is None for t in trials)  # no test split: no test scores, not dev
     uri = f"sqlite:///{out / 'mlflow.db'}"
     client = MlflowClient(uri)
     runs = {r.data.tags["ner_ray.trial_id"]: r for r in client.search_runs([client.get_experiment_by_name("ui_study").experiment_id])

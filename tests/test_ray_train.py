@@ -74,7 +74,7 @@ def assert_final_metrics(result) -> dict:
     assert metrics["train_seconds"] > 0 and metrics["train_samples_per_second"] > 0 and metrics["peak_memory_mb"] > 0
     assert metrics["trainable_percent"] == pytest.approx(100.0)
     # The exported model (the final checkpoint) gives the F1 that the workers reported.
-    assert evaluate_model(result.checkpoint.path, "demo", "test")["f1"] == pytest.approx(metrics["test_f1"])
+    assert evaluate_model(result.checkpoint.path, "demo", "test")["test_f1"] == pytest.approx(metrics["test_f1"])
     assert (Path(result.checkpoint.path) / PREDICTIONS).read_text().count("|t|") == 5  # the 5 test abstracts
     return metrics
 

@@ -110,7 +110,9 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
                    fmt: str | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Scores of the model saved in `model_dir` on `split` of `corpus` (a named corpus or a path; `fmt`,
     `data_dir` as for load_corpus), on `types` or else the types the corpus annotates, at the precision the
-    model trained in (or `precision`). With `out`, writes scores.json and predictions.pubtator there."""
+    model trained in (or `precision`): {model, family, corpus, split, types, inference_precision, <split>_f1,
+    <split>_precision, <split>_recall, <split>: the scores, as metrics.json's `test` block}. With `out`,
+    writes it as scores.json, and predictions.pubtator, there."""
     from ner_ray.inference.model_files import load_model
     from ner_ray.inference.predict import document_predictor
 
@@ -121,9 +123,10 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
     used = precision or loaded.precision
     predict = document_predictor(family, loaded.model, batch_size, used)
     scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations)
-    scores.update(corpus=corpus, split=split, types=list(scored), model=str(model_dir), family=family.name,
-                  inference_precision=used)
+    result = {"model": str(model_dir), "family": family.name, "corpus": corpus, "split": split, "types": list(scored),
+              "inference_precision": used, **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")},
+              split: scores}
     if out is not None:
-        write_json(Path(out) / SCORES, scores)
+        write_json(Path(out) / SCORES, result)
         write_text_atomic(Path(out) / PREDICTIONS, format_pubtator(predicted))
-    return scores
+    return result
