@@ -4,13 +4,15 @@ each a short `ner-ray train` run of N optimizer steps through TorchTrainer (1 wo
 Two figures per run, both from the worker process: peak memory (peak RSS on CPU,
 torch.cuda.max_memory_allocated on GPU) and training memory (that peak while training minus what the
 loaded process held when training started: gradients, optimizer state, activations). The ratio LoRA / full
-is taken for both. On CPU the peak RSS includes the Python/torch/Ray/tokenizer/data baseline that both
-runs share, which a 22M-parameter model's weights and optimizer state barely exceed.
+is taken for both, like with like: LoRA against full fine-tuning, and LoRA with gradient checkpointing
+against full fine-tuning with gradient checkpointing. On CPU the peak RSS includes the
+Python/torch/Ray/tokenizer/data baseline that all runs share, which a 22M-parameter model's weights and
+optimizer state barely exceed. Every run uses the precision `train.precision: auto` picks here.
 
 With --bert-base-shaped the encoder is BERT-base sized (12 layers, hidden 768, 110M parameters, the
 size of BioBERT/PubMedBERT), randomly initialised from a config with minilm-l6's vocabulary: memory
 does not depend on the weights' values, and the hub (where BioBERT lives) is not reachable here.
-A third run adds gradient checkpointing to LoRA (`train.gradient_checkpointing: true`).
+Two more runs add gradient checkpointing (`train.gradient_checkpointing: true`) to each.
 
     python benchmarks/memory.py --steps 20
     python benchmarks/memory.py --steps 10 --bert-base-shaped
@@ -32,8 +34,11 @@ from ner_ray.train.run import train_experiment  # noqa: E402
 RUNS = {
     "full": {"lora": None, "gradient_checkpointing": False},
     "lora-r16": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": False},
+    "full + gradient checkpointing": {"lora": None, "gradient_checkpointing": True},
     "lora-r16 + gradient checkpointing": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": True},
 }
+# each LoRA run against the full fine-tune that differs from it only in LoRA
+BASELINE = {"lora-r16": "full", "lora-r16 + gradient checkpointing": "full + gradient checkpointing"}
 
 
 def bert_base_shaped(folder: Path) -> str:
@@ -73,18 +78,28 @@ def main() -> None:
         metrics = train_experiment(config, f"memory-{name.split()[0]}{'-gc' if run['gradient_checkpointing'] else ''}",
                                    Path("runs/bench_memory"))
         result[name] = {k: metrics[k] for k in ("peak_memory_mb", "training_memory_mb", "trainable_percent",
-                                                "steady_samples_per_second")}
-    full = result["full"]
-    for name in list(RUNS)[1:]:
-        result[f"{name} / full: peak memory"] = result[name]["peak_memory_mb"] / full["peak_memory_mb"]
-        result[f"{name} / full: training memory"] = result[name]["training_memory_mb"] / full["training_memory_mb"]
-    table = "\n".join(["| run | peak MB | training MB (peak - loaded) | trainable % | / full: peak | / full: training |",
-                       "| --- | ---: | ---: | ---: | ---: | ---: |"] + [
-        f"| {name} | {r['peak_memory_mb']:.0f} | {r['training_memory_mb']:.0f} | {r['trainable_percent']:.2f} | "
-        + ("– | –" if name == "full" else f"{result[f'{name} / full: peak memory']:.2f} | {result[f'{name} / full: training memory']:.2f}")
-        + " |" for name, r in ((name, result[name]) for name in RUNS)
+                                                "steady_samples_per_second", "train_precision")}
+    ratios = {}
+    for name, baseline in BASELINE.items():
+        ratios[name] = {"against": baseline,
+                        "peak": result[name]["peak_memory_mb"] / result[baseline]["peak_memory_mb"],
+                        "training": result[name]["training_memory_mb"] / result[baseline]["training_memory_mb"]}
+    result["ratios"] = ratios
+    precision = result["full"]["train_precision"]
+
+    def ratio_cells(name: str) -> str:
+        if name not in ratios:
+            return "– | – | –"
+        r = ratios[name]
+        return f"{r['against']} | {r['peak']:.2f} | {r['training']:.2f}"
+
+    table = "\n".join(["| run | peak MB | training MB (peak - loaded) | trainable % | against | ratio: peak | ratio: training |",
+                       "| --- | ---: | ---: | ---: | --- | ---: | ---: |"] + [
+        f"| {name} | {result[name]['peak_memory_mb']:.0f} | {result[name]['training_memory_mb']:.0f} | "
+        f"{result[name]['trainable_percent']:.2f} | {ratio_cells(name)} |" for name in RUNS
     ])
-    record(f"Memory: LoRA r16 vs full fine-tuning ({label}, NCBI-disease, batch 16, 128-token windows)", result, table)
+    record(f"Memory: LoRA r16 vs full fine-tuning ({label}, NCBI-disease, batch 16, 128-token windows, {precision})",
+           result, table)
 
 
 if __name__ == "__main__":

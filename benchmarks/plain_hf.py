@@ -24,7 +24,7 @@ from transformers import (
 from ner_ray.data.conll import read_bio
 from ner_ray.families.models import resolve_model
 from ner_ray.train.accounting import ThroughputMeter
-from ner_ray.train.trainer import ThroughputCallback
+from ner_ray.train.callbacks import ThroughputCallback
 
 
 def sentences(path: Path) -> tuple[list[list[str]], list[list[str]]]:

@@ -1,12 +1,14 @@
 """Throughput, one run side by side on the same model (minilm-l6), data (NCBI-disease train BIO
-sentences, same order and seed, so the length-grouped samplers draw the same batches), batch size and machine:
-  1. the seeds' plain HF Trainer script, every sentence padded to 256 tokens, fp32;
-  2. the same script with dynamic padding, length-grouped batches and the precision ner_ray picks
-     (`train.precision: auto`: bf16 where the CPU/GPU multiplies it natively, else fp32);
+sentences, same order and seed, so the length-grouped samplers draw the same batches), batch size, machine
+and precision (the one `train.precision: auto` picks here: bf16 where the CPU/GPU multiplies it natively,
+else fp32; every arm uses it):
+  1. the seeds' plain HF Trainer script, every sentence padded to 256 tokens;
+  2. the same script with dynamic padding and length-grouped batches;
   3. script 2 run unchanged as a Ray task on the local Ray that ner_ray starts (2 CPUs): what running
      inside a Ray worker process costs by itself (Ray's daemons and actors beside it, worker niceness);
   4. ner_ray's path (`ner-ray train`: TorchTrainer, 1 worker) with its defaults.
-Steady-state sentences/s exclude the first 5 steps and evaluation; Ray's start-up is reported apart.
+The four arms run in turn, round after round (A B C D A B C D ...), and each figure is the median of its
+rounds. Steady-state sentences/s exclude the first 5 steps and evaluation; Ray's start-up is reported apart.
 The padded arm runs fewer steps (every step has the same shape, so its rate settles at once).
 
     python benchmarks/throughput.py --steps 120 --padded-steps 30 --rounds 3
@@ -26,22 +28,24 @@ from plain_hf import run as run_plain  # noqa: E402
 from record import record  # noqa: E402
 
 from ner_ray.config import StudyConfig  # noqa: E402
+from ner_ray.inference.predict import resolve_precision  # noqa: E402
 from ner_ray.train.run import train_experiment  # noqa: E402
-from ner_ray.train.trainer import precision_flags  # noqa: E402
 
 
-def run_ours(steps: int, batch_size: int) -> dict:
+def run_ours(steps: int, batch_size: int, precision: str) -> dict:
     config = StudyConfig.model_validate({
         "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
         "model": {"name": "minilm-l6", "lora": None},
-        "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "eval_steps": steps, "output_dir": "runs/bench_throughput"},
+        "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "eval_steps": steps, "output_dir": "runs/bench_throughput",
+                  "precision": precision},
         "resources": {"num_workers": 1, "cpus_per_worker": 2},
     })
     start = time.perf_counter()
     metrics = train_experiment(config, "throughput", Path("runs/bench_throughput"))
     wall = time.perf_counter() - start
     return {"steady_sentences_per_second": metrics["steady_samples_per_second"], "wall_seconds": wall,
-            "train_seconds": metrics["train_seconds"], "startup_seconds": wall - metrics["train_seconds"], "steps": steps}
+            "train_seconds": metrics["train_seconds"], "startup_seconds": wall - metrics["train_seconds"], "steps": steps,
+            "precision": metrics["train_precision"]}
 
 
 def run_plain_in_ray(bio: Path, steps: int, batch_size: int, bf16: bool) -> dict:
@@ -62,18 +66,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="optimizer steps of the dynamic-padding arms")
     parser.add_argument("--padded-steps", type=int, default=30, help="optimizer steps of the padded-to-256 arm")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="the three dynamic arms run in turn this many times; each figure is the median")
+                        help="the four arms run in turn this many times; each figure is the median")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir  # before Ray starts: its worker processes inherit the environment
     bio = Path(args.data_dir) / "ncbi_disease/conll/train.tsv"
-    padded = run_plain(bio, "max_length", bf16=False, steps=args.padded_steps, batch_size=args.batch_size)
-    bf16 = precision_flags("auto")["bf16"]
+    precision = resolve_precision("auto")
+    if precision not in ("bf16", "fp32"):
+        raise SystemExit(f"this benchmark runs on CPU in bf16 or fp32, not {precision}")
+    bf16 = precision == "bf16"
     arms = {
+        "padded": lambda: run_plain(bio, "max_length", bf16=bf16, steps=args.padded_steps, batch_size=args.batch_size),
         "dynamic": lambda: run_plain(bio, "dynamic", bf16=bf16, steps=args.steps, batch_size=args.batch_size, group_by_length=True),
         "in_ray": lambda: run_plain_in_ray(bio, args.steps, args.batch_size, bf16),
-        "ours": lambda: run_ours(args.steps, args.batch_size),
+        "ours": lambda: run_ours(args.steps, args.batch_size, precision),
     }
     # Interleaved rounds: a neighbour's load on a shared VM then slows every arm alike, not one arm.
     runs: dict[str, list[dict]] = {name: [] for name in arms}
@@ -82,10 +89,10 @@ def main() -> None:
             runs[name].append(arm())
     rate = {name: statistics.median(r["steady_sentences_per_second"] for r in rounds) for name, rounds in runs.items()}
     result = {
-        "plain_padded_256_fp32": padded, "rounds": args.rounds,
+        "precision": precision, "rounds": args.rounds, "plain_padded_256": runs["padded"],
         "plain_dynamic_grouped": runs["dynamic"], "plain_dynamic_as_ray_task": runs["in_ray"], "ner_ray_torchtrainer": runs["ours"],
         "median_steady_sentences_per_second": rate,
-        "speedup_vs_padded": rate["ours"] / padded["steady_sentences_per_second"],
+        "speedup_vs_padded": rate["ours"] / rate["padded"],
         "ray_steady_overhead_vs_dynamic": 1 - rate["ours"] / rate["dynamic"],
         "ray_worker_environment_cost": 1 - rate["in_ray"] / rate["dynamic"],
         "ner_ray_path_cost_inside_ray": 1 - rate["ours"] / rate["in_ray"],
@@ -97,15 +104,16 @@ def main() -> None:
     startup = statistics.median(r["startup_seconds"] for r in runs["ours"])
     table = "\n".join([
         "| run | steady sentences/s (median) | each round |", "| --- | ---: | --- |",
-        f"| plain HF, padded to 256, fp32 (seeds) | {padded['steady_sentences_per_second']:.1f} | one run |",
-        f"| plain HF, dynamic padding, grouped, {'bf16' if bf16 else 'fp32'} | {rate['dynamic']:.1f} | {each('dynamic')} |",
+        f"| plain HF, padded to 256 (the seeds' script) | {rate['padded']:.1f} | {each('padded')} |",
+        f"| plain HF, dynamic padding, grouped | {rate['dynamic']:.1f} | {each('dynamic')} |",
         f"| the same script as a Ray task (2 CPUs) on ner_ray's local Ray | {rate['in_ray']:.1f} | {each('in_ray')} |",
         f"| ner_ray TorchTrainer (1 worker; start-up {startup:.0f} s apart) | {rate['ours']:.1f} | {each('ours')} |",
         "", f"speed-up vs padded: {result['speedup_vs_padded']:.2f}x; Ray steady-state overhead vs dynamic: "
         f"{100 * result['ray_steady_overhead_vs_dynamic']:.1f}% (running in a Ray worker process: "
         f"{100 * result['ray_worker_environment_cost']:.1f}%; ner_ray's path inside Ray: {100 * result['ner_ray_path_cost_inside_ray']:.1f}%)",
     ])
-    record("Throughput: ner_ray vs a plain HF Trainer script (NCBI-disease train sentences, minilm-l6)", result, table)
+    record(f"Throughput: ner_ray vs a plain HF Trainer script (NCBI-disease train sentences, minilm-l6, {precision}, "
+           f"{args.rounds} interleaved rounds)", result, table)
 
 
 if __name__ == "__main__":
