@@ -10,6 +10,7 @@ only the sampled params and new runs on resume, which is why this module exists.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,7 @@ class StudyTracker:
 
     @property
     def ui_hint(self) -> str:
+        """The shell-quoted command that shows the study (paths with spaces stay one argument)."""
         if self.uri.startswith("sqlite:///"):
-            return f"mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1"
+            return shlex.join(["mlflow", "ui", "--backend-store-uri", self.uri, "--host", "127.0.0.1"])
         return f"open {self.uri}"
