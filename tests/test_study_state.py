@@ -65,7 +65,7 @@ def test_a_start_that_fails_leaves_no_study_to_resume(tmp_path, capsys):
     assert main(["tune", str(path), "tracking.tracking_uri=http://127.0.0.1:9"]) == 2
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in capsys.readouterr().err
     assert not (tmp_path / "out dir" / "study.json").exists()
-    assert main(["tune", str(path), "--resume", "tracking.tracking_uri=http://127.0.0.1:9"]) == 2
+    assert main(["tune", str(path), "--resume"]) == 2  # (with the default store, which the pre-flight accepts)
     assert "there is no study to resume" in capsys.readouterr().err
 
 
@@ -83,3 +83,52 @@ def test_the_mlflow_ui_hint_is_shell_quoted(tmp_path):
     tracker = StudyTracker(StudyConfig().with_updates({"train.output_dir": str(out)}), out, "s-1", "s")
     assert shlex.split(tracker.ui_hint) == ["mlflow", "ui", "--backend-store-uri", f"sqlite:///{out / 'mlflow.db'}",
                                             "--host", "127.0.0.1"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("http://alice:pw@host:5000/x", "http://alice:***@host:5000/x"),
+    ("tracking.tracking_uri=https://bob:s3cr3t@mlflow.example.org", "tracking.tracking_uri=https://bob:***@mlflow.example.org"),
+    ("https://h/api?api_key=abc&x=1", "https://h/api?api_key=***&x=1"),
+    ("HF_TOKEN=hf_abcdefghijklmnopqrstuvwx", "HF_TOKEN=***"),
+    ("use hf_abcdefghijklmnopqrstuvwx here", "use *** here"),
+    ("MLFLOW_TRACKING_PASSWORD: hunter2", "MLFLOW_TRACKING_PASSWORD: ***"),
+    ("max_tokens=64 tokenizer: x sqlite:////tmp/a b/mlflow.db train.lr=3e-4", "max_tokens=64 tokenizer: x sqlite:////tmp/a b/mlflow.db train.lr=3e-4"),
+])
+def test_credentials_are_redacted_and_nothing_else(text, shown):
+    from ner_ray.credentials import redact
+
+    assert redact(text) == shown and redact(shown) == shown
+
+
+def test_a_uri_s_user_and_password_go_to_the_mlflow_environment(tmp_path, monkeypatch):
+    from ner_ray.config import StudyConfig
+    from ner_ray.tune.tracking import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    config = StudyConfig().with_updates({"tracking.tracking_uri": "http://alice:pw@127.0.0.1:5000"})
+    assert tracking_uri(config, tmp_path) == "http://127.0.0.1:5000"
+    import os
+
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "pw")
+
+
+def test_resume_loads_only_state_this_user_wrote(tmp_path):
+    import os
+
+    from ner_ray.tune.study_state import check_trusted
+
+    state = tmp_path / "tune" / "s-1" / "exp"
+    (state / "run_trial_1").mkdir(parents=True)
+    for name in ("tuner.pkl", "run_trial_1/checkpoint.pt"):
+        (state / name).write_bytes(b"\x80\x04N.")
+        (state / name).chmod(0o644)
+    check_trusted(state)
+    (state / "run_trial_1" / "checkpoint.pt").chmod(0o666)
+    with pytest.raises(ConfigError, match=r"checkpoint.pt is writable by all users \(mode 0o666\); resuming"):
+        check_trusted(state)
+    (state / "run_trial_1" / "checkpoint.pt").chmod(0o644)
+    if os.getuid() == 0:  # root can hand a file to another user
+        os.chown(state / "tuner.pkl", 4242, -1)
+        with pytest.raises(ConfigError, match=r"tuner.pkl is writable by another user"):
+            check_trusted(state)

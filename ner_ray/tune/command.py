@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ner_ray.credentials import redact
 from ner_ray.errors import ConfigError, DataFormatError
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_study(args.file, args.overrides, resume=args.resume, address=args.address, overwrite=args.overwrite)
     except StudyInterrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
+        print(f"interrupted: {redact(str(stop))}", file=sys.stderr)
         return 130
     return 0
 
@@ -49,5 +50,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from ner_ray.artifacts import (
     write_json,
 )
 from ner_ray.config import Study, StudyConfig, load_study
+from ner_ray.credentials import redact, redact_tree
 from ner_ray.errors import ConfigError
 from ner_ray.tune.space import (
     check_scheduler,
@@ -38,7 +39,7 @@ from ner_ray.tune.space import (
     tune_config,
 )
 from ner_ray.tune.study_report import write_report
-from ner_ray.tune.study_state import claim, record_start, study_command
+from ner_ray.tune.study_state import check_trusted, claim, record_start, study_command
 from ner_ray.tune.trial import run_trial, trial_config
 
 # A trial's own actor only waits on its Ray Train run: the Train workers hold the CPUs. It reserves no CPU
@@ -63,11 +64,12 @@ def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callb
 
     experiment_path = experiment_root / name
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
+        tune.with_parameters(run_trial, base=redact_tree(config.model_dump(mode="json")),  # trials need no credential
                              storage_path=str(experiment_path / TRIAL_RUNS_DIR), max_failures=config.tune.max_failures,
                              concurrent_trials=concurrent_trials(config)),
         TRIAL_DRIVER_RESOURCES)
     if resume and tune.Tuner.can_restore(str(experiment_path)):
+        check_trusted(experiment_path)
         tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, param_space=param_space(config),
                                    resume_unfinished=True, resume_errored=False, restart_errored=False)
     else:
@@ -179,7 +181,7 @@ def write_results(output_dir: Path, study: Study, study_id: str, trials: list[di
     metric, mode = study.defaults.tune.metric, study.defaults.tune.mode
     payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
                "experiments": list(study.experiments), "best": best_of(trials, metric, mode), "trials": trials,
-               "mlflow": {"tracking_uri": tracker.uri, "parent_run_id": tracker.parent_id} if tracker else None}
+               "mlflow": {"tracking_uri": redact(tracker.uri), "parent_run_id": tracker.parent_id} if tracker else None}
     write_json(output_dir / RESULTS, payload)
     return payload
 
@@ -189,9 +191,14 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
     """Run (or resume) every experiment of a study; returns the results.json payload. The output folder must hold
     no other study (`overwrite`: move it aside; see study_state.py)."""
     from ner_ray.train.run import ensure_ray
+    from ner_ray.tune.preflight import check_study
     from ner_ray.tune.tracking import StudyTracker
 
     study = load_study(path, overrides)
+    findings = check_study(study, study.overrides)  # before Ray starts and before anything is written
+    for warning in findings.warnings:
+        print(f"warning: {redact(warning)}")
+    findings.raise_errors()
     output_dir = Path(study.defaults.train.output_dir).resolve()
     for name, config in study.experiments.items():
         if Path(config.train.output_dir).resolve() != output_dir:
@@ -215,7 +222,7 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
             if tracker is not None:
                 from ner_ray.tune.mlflow_callback import MlflowTrialCallback
 
-                callbacks.append(MlflowTrialCallback(tracker, name, config.model_dump(mode="json")))
+                callbacks.append(MlflowTrialCallback(tracker, name, redact_tree(config.model_dump(mode="json"))))
             grid = tune_experiment(config, name, experiment_root, callbacks, resume)
             statuses = saved_statuses(experiment_root / name)
             records = [trial_record(result, name, config, statuses) for result in grid]

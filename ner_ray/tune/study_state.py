@@ -2,15 +2,18 @@
 
 A folder holds one study. Starting into a folder that holds one refuses (offering `--resume`, another
 `train.output_dir`, or `--overwrite`, which moves the old folder aside and never deletes it); `--resume`
-continues only the same study with the same overrides; study.json is written once the study really
-starts (its MLflow run and Ray are up), so a start that failed leaves nothing to "resume".
+continues only the same study with the same overrides, from state this user wrote (it is unpickled);
+study.json is written once the study really starts (its MLflow run and Ray are up), so a start that
+failed leaves nothing to "resume".
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import shlex
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ import yaml
 
 from ner_ray.artifacts import RESULTS, STUDY_CONFIGS, STUDY_STATE, write_json
 from ner_ray.config import Study
+from ner_ray.credentials import redact, redact_tree
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
 
@@ -33,7 +37,12 @@ class StudyState:
 
 def study_command(study: Study, *flags: str) -> str:
     """The shell-quoted command that runs `study` as it was given (file and overrides), with `flags`."""
-    return shlex.join(["python", "-m", "ner_ray.tune", str(study.path), *study.overrides, *flags])
+    return shlex.join(["python", "-m", "ner_ray.tune", str(study.path), *recorded_overrides(study), *flags])
+
+
+def recorded_overrides(study: Study) -> list[str]:
+    """The study's overrides as ner_ray writes and prints them: credentials redacted."""
+    return [redact(override) for override in study.overrides]
 
 
 def claim(study: Study, output_dir: Path, resume: bool, overwrite: bool = False) -> StudyState:
@@ -47,7 +56,7 @@ def claim(study: Study, output_dir: Path, resume: bool, overwrite: bool = False)
         state = json.loads(state_path.read_text(encoding="utf-8"))
         if state.get("study") != study.name:
             raise ConfigError(f"--resume: {state_path} belongs to study '{state.get('study')}', not '{study.name}'")
-        before, now = list(state.get("overrides", [])), list(study.overrides)
+        before, now = list(state.get("overrides", [])), recorded_overrides(study)
         if before != now:
             removed = [o for o in before if o not in now]
             added = [o for o in now if o not in before]
@@ -84,12 +93,26 @@ def _holder(output_dir: Path) -> str | None:
     return None
 
 
+def check_trusted(folder: Path) -> None:
+    """--resume unpickles Tune's saved state (and HF's optimizer checkpoints) from `folder`, which runs code:
+    refuse when any file there belongs to another user or every user may write it."""
+    uid = os.getuid()
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        info = path.stat()
+        if info.st_uid != uid or info.st_mode & stat.S_IWOTH:  # (group-writable is common with user private groups)
+            who = "another user" if info.st_uid != uid else f"all users (mode {oct(info.st_mode & 0o777)})"
+            raise ConfigError(f"--resume: {path} is writable by {who}; resuming would load it as code. Resume only "
+                              f"state this user wrote (check the folder, then chown/chmod it), or start the study again")
+
+
 def record_start(study: Study, output_dir: Path, state: StudyState) -> None:
     """Write study.json and the resolved configs (study.yaml) once the study really starts."""
     if state.resumed:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / STUDY_STATE, {"study": study.name, "study_id": state.study_id, "file": str(study.path),
-                                          "overrides": list(study.overrides)})
-    resolved = {name: config.model_dump(mode="json") for name, config in study.experiments.items()}
+                                          "overrides": recorded_overrides(study)})
+    resolved = {name: redact_tree(config.model_dump(mode="json")) for name, config in study.experiments.items()}
     write_text_atomic(output_dir / STUDY_CONFIGS, yaml.safe_dump(resolved, sort_keys=False))
