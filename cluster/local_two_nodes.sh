@@ -59,7 +59,19 @@ ray status --address "127.0.0.1:$port"
 
 mkdir -p "$output"
 # Both nodes share this machine's Python environment and files, so the job needs no working_dir upload
-# (on a real cluster, pass --runtime-env cluster/runtime_env.yaml instead).
-ray job submit --address "http://127.0.0.1:$dashboard_port" \
-  --runtime-env-json '{"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}' -- \
-  python -m ner_ray.tune "$(realpath "$study")" "train.output_dir=$output" "$@"
+# (on a real cluster, pass --runtime-env cluster/runtime_env.yaml instead). The head's job agent starts a
+# little after the node answers `ray status`: until it is up, the job server refuses the submission ("No
+# available agent to submit job") without starting anything, so that refusal is retried, bounded.
+for attempt in $(seq 60); do
+  set +e
+  ray job submit --address "http://127.0.0.1:$dashboard_port" \
+    --runtime-env-json '{"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}' -- \
+    python -m ner_ray.tune "$(realpath "$study")" "train.output_dir=$output" "$@" 2>&1 | tee "$temp/submit.log"
+  status=${PIPESTATUS[0]}
+  set -e
+  grep -q "No available agent" "$temp/submit.log" || exit "$status"
+  echo "the head's job agent is not ready yet (attempt $attempt of 60); submitting again in 1 s"
+  sleep 1
+done
+echo "the head's job agent did not come up within 60 attempts"
+exit 1

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from ner_ray.credentials import redact
 from ner_ray.errors import ConfigError, DataFormatError
 from ner_ray.tune import command as tune_command
 
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "data" and args.action == "convert":
             return _data_convert(args)
         if args.command == "config" and args.action == "check":
-            from ner_ray.config import check_study
-
-            print(check_study(args.file, args.overrides))
-            return 0
+            return _config_check(args)
         if args.command == "train":
             return _train(args)
         if args.command == "tune":
@@ -96,9 +94,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{table}\nreport: {report}")
             return 0
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    """The study's summary, then its pre-flight: every problem a run would meet before any trial, at once."""
+    from ner_ray.config import check_study, load_study
+    from ner_ray.tune.preflight import check_study as preflight
+
+    print(redact(check_study(args.file, args.overrides)))
+    findings = preflight(load_study(args.file, args.overrides), args.overrides)
+    for warning in findings.warnings:
+        print(f"warning: {redact(warning)}", file=sys.stderr)
+    findings.raise_errors()
+    print("pre-flight: corpus, model, output folder, MLflow store, metric and schedule checked")
+    return 0
 
 
 def _load(args: argparse.Namespace):
@@ -141,11 +153,18 @@ def _data_convert(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from ner_ray.comparison import comparison_table
     from ner_ray.config import load_study
+    from ner_ray.train.preflight import Findings, check_experiment
     from ner_ray.train.run import train_repeats
 
     study = load_study(args.file, args.overrides)
     names = [args.experiment] if args.experiment else list(study.experiments)
     configs = {name: study.resolve(name) for name in names}  # every name checked before anything trains
+    findings = Findings()
+    for name, config in configs.items():
+        check_experiment(config, findings, f"experiment '{name}': " if len(configs) > 1 else "")
+    for warning in dict.fromkeys(findings.warnings):
+        print(f"warning: {redact(warning)}", file=sys.stderr)
+    findings.raise_errors()
     runs = []
     for name, config in configs.items():
         runs.extend(train_repeats(config, name))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -122,3 +125,24 @@ def wait_for_http(url: str, server: subprocess.Popen, log: Path, timeout_s: floa
             time.sleep(0.5)
     server.kill()
     pytest.fail(f"{url} did not answer within {timeout_s} s:\n{log.read_text()[-3000:] if log.is_file() else ''}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on loopback, with its own SQLite store and artifact folder."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=(tmp_path / "mlflow_server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    wait_for_http(uri + "/health", server, tmp_path / "mlflow_server.log")
+    yield uri
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)

@@ -58,11 +58,12 @@ def test_console_script_entry_point():
     assert "data" in out and "config" in out
 
 
-def test_config_check_prints_experiments_and_reports_bad_keys(tmp_path, capsys):
+def test_config_check_prints_experiments_and_reports_bad_keys(tmp_path, capsys, shared_data, monkeypatch):
+    monkeypatch.setenv("NER_RAY_DATA", str(shared_data))  # the suite's corpus is NCBI-disease: the pre-flight reads it
     suite = Path(__file__).resolve().parents[1] / "search_spaces" / "compare_suite.yaml"
-    assert main(["config", "check", str(suite), "train.lr=3e-4"]) == 0
+    assert main(["config", "check", str(suite), f"train.output_dir={tmp_path / 'runs'}", "train.lr=3e-4"]) == 0
     out = capsys.readouterr().out
-    assert "lora-r16-crf" in out and "multitask" in out
+    assert "lora-r16-crf" in out and "multitask" in out and "pre-flight:" in out
     bad = tmp_path / "study.yaml"
     bad.write_text("data:\n  corpus: demo\ntrain:\n  epochs: 1\n  lrr: 0.1\n")
     assert main(["config", "check", str(bad)]) == 2

@@ -20,7 +20,7 @@ FILES = sorted(p for p in CLUSTER.rglob("*") if p.is_file())
 def test_cluster_folder_has_every_launcher():
     names = {str(p.relative_to(CLUSTER)) for p in FILES}
     assert {"ray-cluster.yaml", "kuberay/raycluster.yaml", "kuberay/rayjob.yaml", "slurm/ner_ray_study.sbatch",
-            "runtime_env.yaml", "local_two_nodes.sh"} <= names
+            "runtime_env.yaml", "local_two_nodes.sh", "install.sh", "Dockerfile", "Dockerfile.cuda"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(CLUSTER)))
@@ -29,6 +29,8 @@ def test_cluster_file_parses_and_points_at_existing_search_spaces(path):
     if path.suffix == ".yaml":
         documents = list(yaml.safe_load_all(text))
         assert documents and all(isinstance(d, dict) for d in documents)
+    elif path.name.startswith("Dockerfile"):
+        assert "FROM " in text  # linted by test_the_images_install_as_the_readme_does
     else:
         assert subprocess.run(["bash", "-n", str(path)], capture_output=True, check=False).returncode == 0
         assert os.access(path, os.X_OK), f"{path} should be executable"
@@ -59,3 +61,26 @@ def test_ray_job_submit_on_a_local_two_node_cluster(tmp_path):
     trials = json.loads((output / "results.json").read_text())["trials"]
     assert len(trials) == 2 and any(t["status"] == "completed" for t in trials)
     assert (output / "mlflow.db").is_file()
+
+
+def test_the_images_install_as_the_readme_does():
+    """cluster/Dockerfile(.cuda) lint clean (hadolint, from the dev extra), copy files that exist, and install with
+    cluster/install.sh, the script the README's first command runs (so CI checks the images' install step)."""
+    import shutil
+
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert first_block.startswith("bash cluster/install.sh ")
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        dockerfile = CLUSTER / name
+        lint = subprocess.run([shutil.which("hadolint") or "hadolint", str(dockerfile)], capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        text = dockerfile.read_text()
+        assert "RUN bash cluster/install.sh ray" in text
+        for line in text.splitlines():
+            if line.startswith("COPY "):
+                sources = [w for w in line.split()[1:-1] if not w.startswith("--")]
+                assert sources and all((ROOT / s).exists() for s in sources), line
+    for manifest in ("ray-cluster.yaml", "kuberay/raycluster.yaml", "kuberay/rayjob.yaml"):
+        text = (CLUSTER / manifest).read_text()
+        assert "ghcr.io/ner-ray/ner-ray:latest" in text and "cluster/Dockerfile.cuda" in text

@@ -94,6 +94,17 @@ def test_parse_bio_malformed_line_names_file_and_line(line, message):
     assert report.notes[0].startswith("data/bad.tsv:4: ") and report.notes[0].endswith("; line skipped")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
+    from ner_ray.data.conll import read_bio
+
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbfAspirin\tB-Chemical\nhelps\tO\n")
+    report = ParseReport()
+    (doc,) = read_bio(path, report=report)
+    assert doc.text == "Aspirin helps" and doc.mention(doc.spans[0]) == "Aspirin"
+    assert report.counts["bom_removed"] == 1
+
+
 def test_read_bio_names_the_file(tmp_path):
     path = tmp_path / "devel.tsv"
     path.write_bytes(b"a\tO\nb\tB-X\n\xff\tO\n")

@@ -52,6 +52,13 @@ def test_ncbi_instruct_uses_merged_disease_type(shared_data, tmp_path):
     assert len(records) == 100 and all(r["task"] == "diseases" for r in records)
 
 
+def test_output_onto_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("not a folder")
+    assert main(["data", "convert", "demo", "--to", "bio", "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: --out {tmp_path / 'taken'}: is a file; give a folder")
+
+
 def test_failed_conversion_writes_nothing(tmp_path, capsys):
     source = tmp_path / "plain.txt"
     source.write_text("1|t|No entities at all.\n1|a|\n\n")

@@ -38,7 +38,8 @@ def test_validating_a_study_imports_no_torch():
 
 # ------------------------------------------------------------------------------------------ import graph
 PACKAGE = Path(__file__).resolve().parents[1] / "ner_ray"
-BOTTOM = ("ner_ray.data", "ner_ray.metrics", "ner_ray.config", "ner_ray.registry", "ner_ray.errors", "ner_ray.artifacts")
+BOTTOM = ("ner_ray.data", "ner_ray.metrics", "ner_ray.config", "ner_ray.registry", "ner_ray.errors", "ner_ray.artifacts",
+          "ner_ray.credentials")
 ABOVE_BOTTOM = ("ner_ray.families", "ner_ray.inference", "ner_ray.train", "ner_ray.tune", "ner_ray.serve", "ner_ray.cli")
 
 

@@ -106,6 +106,22 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
         read_pubtator(path)
 
 
+def test_a_byte_order_mark_is_removed_and_noted(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + FIXTURE.encode())
+    report = ParseReport()
+    assert read_pubtator(path, report=report) == parse_pubtator(FIXTURE)
+    assert report.counts["bom_removed"] == 1 and report.notes == [f"{path}:1: a UTF-8 byte-order mark at the start of the file was removed"]
+
+
+def test_a_repeated_mention_line_counts_once():
+    repeated = FIXTURE.replace("1\t8\t14\ttremor\tDisease\tD014202\n", "1\t8\t14\ttremor\tDisease\tD014202\n" * 2)
+    report = ParseReport()
+    assert parse_pubtator(repeated, "x.txt", report=report) == parse_pubtator(FIXTURE)
+    assert report.counts["duplicate_mentions"] == 1
+    assert report.notes == ["x.txt:5: mention 8-14 Disease of PMID 1 repeats line 4; counted once"]
+
+
 @pytest.mark.parametrize(
     "name",
     [

@@ -140,6 +140,17 @@ def test_report_renders_from_results_json_alone(tmp_path, capsys):
     assert (tmp_path / "f1_vs_trainable.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(("content", "why"), [("", "not a study record (Expecting value"), ("{}", "not a study record (no study, metric, mode, trials)"),
+                                              ("[1, 2]", "not a study record (no study")])
+def test_report_on_a_broken_results_json_is_one_line(tmp_path, capsys, content, why):
+    from ner_ray.cli import main
+
+    (tmp_path / "results.json").write_text(content)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path / 'results.json'}: {why}")
+
+
 def test_trial_concurrency_holds_for_every_searcher():
     """A trial's Tune driver reserves almost no CPU, so Tune itself would start every trial at once: the
     limit is tune.max_concurrent_trials, or what the cluster holds at resources.* per trial."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import kill_worker_after_first_checkpoint, local_ray, wait_for_http
+from conftest import kill_worker_after_first_checkpoint, local_ray
 from test_families import build_tiny_bert
 
 from ner_ray.cli import main
@@ -169,27 +168,6 @@ tracking: {{enabled: false}}
     assert hopeless["dev_loss"] > good["dev_loss"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` on loopback, with its own SQLite store and artifact folder."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=(tmp_path / "mlflow_server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    wait_for_http(uri + "/health", server, tmp_path / "mlflow_server.log")
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
-
-
 def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path, mlflow_server):
     study = write_study(tmp_path, tiny, "fifo")
     out = tmp_path / "out"
@@ -236,3 +214,32 @@ def _wait_for_final_reports(out: Path, count: int, driver: subprocess.Popen, log
         time.sleep(0.2)
     driver.kill()
     pytest.fail(f"no trial finished within {timeout_s} s")
+
+
+def test_credentials_reach_no_file_and_no_output(tiny, tmp_path, mlflow_server, capsys, monkeypatch):
+    """A password in the tracking URI and a token in the environment: the study runs (the MLflow client sends
+    them), and neither appears in anything printed or in any file of the output folder or the MLflow store."""
+    password, token = "pw-s3cret-4711", "tok-s3cret-0815"
+    uri = mlflow_server.replace("http://", f"http://alice:{password}@")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    path = tmp_path / "study.yaml"
+    path.write_text(f"""\
+name: secret_study
+data: {{corpus: demo, max_length: 64}}
+model: {{name: {tiny}, lora: {{r: 4, alpha: 8}}}}
+train: {{max_steps: 2, eval_steps: 1, batch_size: 8, precision: fp32, output_dir: {tmp_path / 'out'}}}
+tune: {{num_samples: 1, scheduler: {{name: fifo}}}}
+""")
+    env = {"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+    with local_ray(env):
+        assert main(["tune", str(path), f"tracking.tracking_uri={uri}"]) == 0
+    printed = capsys.readouterr()
+    assert f"in {mlflow_server}" in printed.out  # the URI it prints is the one without the user and password
+    # every file: the output folder, the MLflow server's store and artifacts, its log
+    leaks = [str(f) for f in tmp_path.rglob("*") if f.is_file() and (password.encode() in f.read_bytes() or token.encode() in f.read_bytes())]
+    assert leaks == []
+    assert password not in printed.out + printed.err and token not in printed.out + printed.err
+    recorded = json.loads((tmp_path / "out" / "study.json").read_text())["overrides"]
+    assert recorded == [f"tracking.tracking_uri={uri.replace(password, '***')}"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["mlflow"]["tracking_uri"] == mlflow_server and results["trials"][0]["status"] == "completed"

@@ -46,7 +46,7 @@ def read_bioc(
     path: str | Path, policy: str = "composite", lenient: bool = False, report: ParseReport | None = None
 ) -> list[Document]:
     """Read a BioC XML file; see `parse_bioc` for the policies and what strict mode rejects."""
-    return parse_bioc(read_text(path), source=str(path), policy=policy, lenient=lenient, report=report)
+    return parse_bioc(read_text(path, report), source=str(path), policy=policy, lenient=lenient, report=report)
 
 
 def parse_bioc(

@@ -75,7 +75,7 @@ def parse_bio(
 
 def read_bio(path: str | Path, lenient: bool = False, report: ParseReport | None = None) -> list[Document]:
     """Read a BIO TSV file (strict UTF-8); see `parse_bio`."""
-    return parse_bio(read_text(path), source=str(path), lenient=lenient, report=report)
+    return parse_bio(read_text(path, report), source=str(path), lenient=lenient, report=report)
 
 
 def split_whitespace(text: str) -> list[tuple[int, int]]:

@@ -71,6 +71,8 @@ def convert_corpus(corpus: Corpus, target: str, out_dir: str | Path) -> dict[str
         for split, docs in corpus.splits.items()
     }
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: is a file; give a folder (created when missing), where one file per split is written")
     return {
         split: (write_text_atomic(out_dir / f"{split}{SUFFIXES[target]}", text), count)
         for split, (text, count) in rendered.items()

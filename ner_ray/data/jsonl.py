@@ -54,7 +54,7 @@ def write_span_jsonl(path: str | Path, docs: Iterable[Document], dataset: str = 
 
 def read_span_jsonl(path: str | Path, lenient: bool = False, report: ParseReport | None = None) -> list[Document]:
     """Read a span-JSONL file (strict UTF-8); see `parse_span_jsonl`."""
-    return parse_span_jsonl(read_text(path), source=str(path), lenient=lenient, report=report)
+    return parse_span_jsonl(read_text(path, report), source=str(path), lenient=lenient, report=report)
 
 
 def parse_span_jsonl(

@@ -21,7 +21,8 @@ def parse_pubtator(
     """Parse PubTator text into Documents, in file order.
 
     A mention whose field differs from `text[start:end]` only by surrounding whitespace (one in
-    NCBI-disease train) is kept, counted as `offset_mismatches` and noted. Any other mismatch, and
+    NCBI-disease train) is kept, counted as `offset_mismatches` and noted; a mention line repeated
+    within its block is kept once (`duplicate_mentions`). Any other mismatch, and
     offsets outside the text, are errors naming `source:line`; with `lenient=True` such a mention is
     skipped and counted as `skipped_mentions` instead. Malformed lines are always errors.
     """
@@ -42,7 +43,7 @@ def parse_pubtator(
 
 def read_pubtator(path: str | Path, lenient: bool = False, report: ParseReport | None = None) -> list[Document]:
     """Read a PubTator file (strict UTF-8); see `parse_pubtator`."""
-    return parse_pubtator(read_text(path), source=str(path), lenient=lenient, report=report)
+    return parse_pubtator(read_text(path, report), source=str(path), lenient=lenient, report=report)
 
 
 def _parse_block(block: list[tuple[int, str]], source: str, lenient: bool, report: ParseReport) -> Document:
@@ -52,6 +53,7 @@ def _parse_block(block: list[tuple[int, str]], source: str, lenient: bool, repor
     if abstract_pmid != pmid:
         raise DataFormatError(source, abstract_line, f"abstract of PMID {abstract_pmid} follows title of PMID {pmid}")
     doc = Document(id=pmid, text=f"{title} {abstract}", meta={"title_end": len(title)})
+    seen: dict[Span, int] = {}  # mention -> the line that gave it
     for number, line in block[2:]:
         fields = line.split("\t")
         if fields[0] != pmid:
@@ -66,8 +68,14 @@ def _parse_block(block: list[tuple[int, str]], source: str, lenient: bool, repor
                 f"or a relation line 'PMID<TAB>CID<TAB>chemical<TAB>disease', got {len(fields)} tab-separated fields",
             )
         span = _mention(doc, fields, source, number, lenient, report)
-        if span is not None:
-            doc.spans.append(span)
+        if span is None:
+            continue
+        if span in seen:  # the same mention line again: one mention, not two
+            report.note("duplicate_mentions", f"{source}:{number}: mention {span.start}-{span.end} {span.type} of PMID "
+                        f"{pmid} repeats line {seen[span]}; counted once")
+            continue
+        seen[span] = number
+        doc.spans.append(span)
     return doc
 
 

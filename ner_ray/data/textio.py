@@ -1,7 +1,9 @@
 """Reading corpus files as strict UTF-8 and writing outputs atomically.
 
-A non-UTF-8 byte is reported with its file and line; an output file is written to a temporary
-name beside it and renamed into place, so a failure never leaves a half-written file.
+A non-UTF-8 byte is reported with its file and line; a leading byte-order mark is removed and noted
+(editors on Windows add one; left in place it would become part of the first title or token); an
+output file is written to a temporary name beside it and renamed into place, so a failure never
+leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -10,21 +12,30 @@ import os
 import tempfile
 from pathlib import Path
 
+from ner_ray.data.document import ParseReport
 from ner_ray.errors import DataFormatError
 
+BOM = "\ufeff"
 
-def read_text(path: str | Path) -> str:
-    """The file's text; a DataFormatError naming file and line when it is not valid UTF-8."""
+
+def read_text(path: str | Path, report: ParseReport | None = None) -> str:
+    """The file's text without a leading byte-order mark (noted in `report` as `bom_removed`); a
+    DataFormatError naming file and line when it is not valid UTF-8."""
     path = Path(path)
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise DataFormatError(
             path, line, f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}); "
             "re-encode the file as UTF-8"
         ) from None
+    if text.startswith(BOM):
+        text = text[len(BOM):]
+        if report is not None:
+            report.note("bom_removed", f"{path}:1: a UTF-8 byte-order mark at the start of the file was removed")
+    return text
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -48,6 +48,7 @@ class Family(Protocol):
     tokenizer: Any
     sentence_windows: bool  # True: one example per sentence (a sentence-level task needs it)
     predicts_relations: bool  # True: `relations` can return some, and relation F1 is scored
+    metric_names: tuple[str, ...]  # what `extra_metrics` returns (dev_<name> in the reports; a tune.metric may name one)
 
     @classmethod
     def load_tokenizer(cls, source: str | Path) -> Any:
@@ -112,6 +113,7 @@ class FamilyBase:
     name = "family"
     sentence_windows = False
     predicts_relations = False
+    metric_names: tuple[str, ...] = ()
 
     def __init__(self, config: StudyConfig, types: tuple[str, ...] | list[str], tokenizer: Any = None):
         from ner_ray.families.models import resolve_model

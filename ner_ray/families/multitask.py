@@ -30,6 +30,7 @@ class Multitask(EncoderFamily):
     name = "multitask"
     sentence_windows = True
     sentence_classes = 2
+    metric_names = ("sentence_accuracy", "sentence_precision", "sentence_recall", "sentence_f1")
 
     def encode(self, window: Window, doc: Document | None = None) -> Example:
         """The token_cls view plus the window's sentence label, computed on its document.

@@ -11,6 +11,7 @@ from typing import Any
 
 from ner_ray.artifacts import MODEL_META, TOKENIZER_DIR, read_model_meta, write_json
 from ner_ray.config import StudyConfig
+from ner_ray.credentials import redact_tree
 from ner_ray.registry import FAMILIES
 
 
@@ -22,7 +23,7 @@ def save_model(model: Any, family: Any, directory: str | Path, precision: str) -
     saved = family.save(model, directory)
     family.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
     meta = {"family": family.name, "types": list(family.types), "precision": precision,
-            "config": family.config.model_dump(mode="json"), **saved}
+            "config": redact_tree(family.config.model_dump(mode="json")), **saved}
     write_json(directory / MODEL_META, meta)
     return directory
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ner_ray.artifacts import METRICS, MODEL_DIR, TRAIN_RUNS_DIR, run_dir, write_json
 from ner_ray.config import StudyConfig
+from ner_ray.credentials import redact_tree
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -106,7 +107,7 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
     work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{run_name}_"))
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "work_dir": str(work_dir),
+        train_loop_config={"config": redact_tree(config.model_dump(mode="json")), "work_dir": str(work_dir),  # no credential
                            "concurrent_trials": concurrent_trials, "resume_from": resume_from},
         scaling_config=scaling_config(config),
         run_config=RunConfig(

@@ -1,4 +1,4 @@
-"""The study command: `python -m ner_ray.tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]`, also
+"""The study command: `python -m ner_ray.tune STUDY.yaml [--resume | --overwrite] [--address ADDR] [key=value ...]`, also
 `ner-ray tune ...` (the CLI adds these same arguments). Exit status 0 done, 2 bad input, 130 interrupted
 (Ctrl-C; `--resume` continues)."""
 
@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ner_ray.credentials import redact
 from ner_ray.errors import ConfigError, DataFormatError
 
 
@@ -15,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="study YAML")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. tune.num_samples=8")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted study in train.output_dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in a train.output_dir that holds a study: the old folder is moved aside, not deleted")
     parser.add_argument("--address", help="Ray cluster to join (default: resources.address, else a local Ray)")
 
 
@@ -22,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from ner_ray.tune.study_runner import StudyInterrupted, run_study
 
     try:
-        run_study(args.file, args.overrides, resume=args.resume, address=args.address)
+        run_study(args.file, args.overrides, resume=args.resume, address=args.address, overwrite=args.overwrite)
     except StudyInterrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
+        print(f"interrupted: {redact(str(stop))}", file=sys.stderr)
         return 130
     return 0
 
@@ -47,5 +50,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2

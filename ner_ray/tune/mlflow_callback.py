@@ -14,6 +14,7 @@ from ray.tune import Callback
 
 from ner_ray.artifacts import MODEL_DIR, PREDICTIONS
 from ner_ray.config import StudyConfig
+from ner_ray.credentials import redact_tree
 from ner_ray.tune.study_report import per_type_markdown
 from ner_ray.tune.tracking import StudyTracker, numeric_metrics
 from ner_ray.tune.trial import trial_config
@@ -38,8 +39,8 @@ class MlflowTrialCallback(Callback):
             run_id, created = self.tracker.trial_run(trial.trial_id, f"{self.experiment}-{trial.trial_id}", tags)
             if created:
                 self.tracker.log_params(run_id, config)
-                self.tracker.client.log_dict(run_id, config.model_dump(mode="json"), "config.yaml")
-                self.tracker.client.log_dict(run_id, trial.config, "params.json")
+                self.tracker.client.log_dict(run_id, redact_tree(config.model_dump(mode="json")), "config.yaml")
+                self.tracker.client.log_dict(run_id, redact_tree(trial.config), "params.json")
             self.tracker.client.update_run(run_id, status="RUNNING")
             self.runs[trial.trial_id] = run_id
         return self.runs[trial.trial_id]

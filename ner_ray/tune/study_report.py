@@ -19,7 +19,14 @@ def read_results(output_dir: str | Path) -> dict[str, Any]:
     path = Path(output_dir) / RESULTS
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; `python -m ner_ray.tune STUDY.yaml` writes it in train.output_dir")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a study record ({err}); `python -m ner_ray.tune STUDY.yaml` writes it") from None
+    missing = [key for key in ("study", "metric", "mode", "trials") if not isinstance(results, dict) or key not in results]
+    if missing:
+        raise ConfigError(f"{path}: not a study record (no {', '.join(missing)}); `python -m ner_ray.tune STUDY.yaml` writes it")
+    return results
 
 
 def trial_label(trial: dict[str, Any]) -> str:

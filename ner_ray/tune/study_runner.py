@@ -16,28 +16,21 @@ Files in train.output_dir (the study's defaults):
 
 from __future__ import annotations
 
-import datetime
-import json
 import shutil
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ner_ray.artifacts import (
     MODEL_DIR,
     RESULTS,
-    STUDY_CONFIGS,
-    STUDY_STATE,
     TRIAL_RUNS_DIR,
     TUNE_DIR,
     run_dir,
     write_json,
 )
 from ner_ray.config import Study, StudyConfig, load_study
-from ner_ray.data.textio import write_text_atomic
+from ner_ray.credentials import redact, redact_tree
 from ner_ray.errors import ConfigError
 from ner_ray.tune.space import (
     check_scheduler,
@@ -46,6 +39,7 @@ from ner_ray.tune.space import (
     tune_config,
 )
 from ner_ray.tune.study_report import write_report
+from ner_ray.tune.study_state import check_trusted, claim, record_start, study_command
 from ner_ray.tune.trial import run_trial, trial_config
 
 # A trial's own actor only waits on its Ray Train run: the Train workers hold the CPUs. It reserves no CPU
@@ -64,38 +58,18 @@ def best_of(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any
     return (max if mode == "max" else min)(ranked, key=lambda row: row[metric]) if ranked else None
 
 
-def start_or_resume(study: Study, output_dir: Path, resume: bool) -> str:
-    """The study id: a new one (written to study.json), or with --resume the one study.json holds."""
-    state_path = output_dir / STUDY_STATE
-    if resume:
-        if not state_path.is_file():
-            raise ConfigError(f"--resume: {state_path} does not exist, so there is no study to resume in "
-                              f"{output_dir} (train.output_dir); start it without --resume")
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state.get("study") != study.name:
-            raise ConfigError(f"--resume: {state_path} belongs to study '{state.get('study')}', not '{study.name}'")
-        return state["study_id"]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    study_id = f"{study.name}-{stamp}-{uuid.uuid4().hex[:6]}"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(state_path, {"study": study.name, "study_id": study_id, "file": str(study.path),
-                            "overrides": list(study.overrides)})
-    resolved = {name: config.model_dump(mode="json") for name, config in study.experiments.items()}
-    write_text_atomic(output_dir / STUDY_CONFIGS, yaml.safe_dump(resolved, sort_keys=False))
-    return study_id
-
-
 def tune_experiment(config: StudyConfig, name: str, experiment_root: Path, callbacks: list, resume: bool):
     """Fit (or, with resume, restore and finish) the Tune experiment of one study experiment; a ResultGrid."""
     from ray import tune
 
     experiment_path = experiment_root / name
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
+        tune.with_parameters(run_trial, base=redact_tree(config.model_dump(mode="json")),  # trials need no credential
                              storage_path=str(experiment_path / TRIAL_RUNS_DIR), max_failures=config.tune.max_failures,
                              concurrent_trials=concurrent_trials(config)),
         TRIAL_DRIVER_RESOURCES)
     if resume and tune.Tuner.can_restore(str(experiment_path)):
+        check_trusted(experiment_path)
         tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, param_space=param_space(config),
                                    resume_unfinished=True, resume_errored=False, restart_errored=False)
     else:
@@ -207,29 +181,37 @@ def write_results(output_dir: Path, study: Study, study_id: str, trials: list[di
     metric, mode = study.defaults.tune.metric, study.defaults.tune.mode
     payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
                "experiments": list(study.experiments), "best": best_of(trials, metric, mode), "trials": trials,
-               "mlflow": {"tracking_uri": tracker.uri, "parent_run_id": tracker.parent_id} if tracker else None}
+               "mlflow": {"tracking_uri": redact(tracker.uri), "parent_run_id": tracker.parent_id} if tracker else None}
     write_json(output_dir / RESULTS, payload)
     return payload
 
 
 def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = False,
-              address: str | None = None) -> dict[str, Any]:
-    """Run (or resume) every experiment of a study; returns the results.json payload."""
+              address: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) every experiment of a study; returns the results.json payload. The output folder must hold
+    no other study (`overwrite`: move it aside; see study_state.py)."""
     from ner_ray.train.run import ensure_ray
+    from ner_ray.tune.preflight import check_study
     from ner_ray.tune.tracking import StudyTracker
 
     study = load_study(path, overrides)
+    findings = check_study(study, study.overrides)  # before Ray starts and before anything is written
+    for warning in findings.warnings:
+        print(f"warning: {redact(warning)}")
+    findings.raise_errors()
     output_dir = Path(study.defaults.train.output_dir).resolve()
     for name, config in study.experiments.items():
         if Path(config.train.output_dir).resolve() != output_dir:
             raise ConfigError(f"experiment '{name}': train.output_dir {config.train.output_dir} differs from the "
                               f"study's {study.defaults.train.output_dir}; a Tune study keeps one output folder")
         check_scheduler(config, f"experiment '{name}': ")
-    study_id = start_or_resume(study, output_dir, resume)
+    state = claim(study, output_dir, resume, overwrite)
+    study_id = state.study_id
     tracker = None
     if study.defaults.tracking.enabled:  # before any trial: an unreachable server fails here
         tracker = StudyTracker(study.defaults, output_dir, study_id, study.name)
     ensure_ray(address or study.defaults.resources.address)
+    record_start(study, output_dir, state)  # only now does the folder hold this study
     experiment_root = output_dir / TUNE_DIR / study_id
     trials: list[dict[str, Any]] = []
     payload: dict[str, Any] = {}
@@ -240,7 +222,7 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
             if tracker is not None:
                 from ner_ray.tune.mlflow_callback import MlflowTrialCallback
 
-                callbacks.append(MlflowTrialCallback(tracker, name, config.model_dump(mode="json")))
+                callbacks.append(MlflowTrialCallback(tracker, name, redact_tree(config.model_dump(mode="json"))))
             grid = tune_experiment(config, name, experiment_root, callbacks, resume)
             statuses = saved_statuses(experiment_root / name)
             records = [trial_record(result, name, config, statuses) for result in grid]
@@ -248,8 +230,8 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
             trials.extend(records)
             payload = write_results(output_dir, study, study_id, trials, tracker)
             if any(r["status"] == "interrupted" for r in records):
-                raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it with "
-                                       f"`python -m ner_ray.tune {study.path} --resume` (same overrides)")
+                raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it with: "
+                                       f"{study_command(study, '--resume')}")
         status = "FINISHED"
     except StudyInterrupted:
         status = "KILLED"

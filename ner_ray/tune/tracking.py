@@ -10,11 +10,13 @@ only the sampled params and new runs on resume, which is why this module exists.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 from ner_ray.artifacts import MLFLOW_ARTIFACTS, MLFLOW_DB, STUDY_FILES
 from ner_ray.config import StudyConfig
+from ner_ray.credentials import redact, split_credentials
 from ner_ray.errors import ConfigError
 
 STUDY_TAG = "ner_ray.study_id"
@@ -24,9 +26,19 @@ ROLE_TAG = "ner_ray.role"  # "study" (the parent run) or "trial" (a nested run)
 
 
 def tracking_uri(config: StudyConfig, output_dir: str | Path) -> str:
-    """tracking.tracking_uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the output directory."""
+    """tracking.tracking_uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the output directory.
+
+    A user and password in the URI move to MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (which the
+    MLflow client sends as basic auth), so the URI ner_ray keeps, prints and writes holds no credential."""
     uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{(Path(output_dir) / MLFLOW_DB).resolve()}"
+    if not uri:
+        return f"sqlite:///{(Path(output_dir) / MLFLOW_DB).resolve()}"
+    clean, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return clean
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -99,7 +111,7 @@ class StudyTracker:
         """The resolved config as params (dotted keys), 100 per call as MLflow allows."""
         from mlflow.entities import Param
 
-        params = [Param(key, str(value)[:6000]) for key, value in sorted(config.to_flat_dict().items())]
+        params = [Param(key, redact(str(value))[:6000]) for key, value in sorted(config.to_flat_dict().items())]
         for start in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[start:start + 100])
 
@@ -127,6 +139,7 @@ class StudyTracker:
 
     @property
     def ui_hint(self) -> str:
+        """The shell-quoted command that shows the study (paths with spaces stay one argument)."""
         if self.uri.startswith("sqlite:///"):
-            return f"mlflow ui --backend-store-uri {self.uri} --host 127.0.0.1"
+            return shlex.join(["mlflow", "ui", "--backend-store-uri", self.uri, "--host", "127.0.0.1"])
         return f"open {self.uri}"
