@@ -32,6 +32,7 @@ from ner_ray.artifacts import (
 from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.credentials import redact, redact_tree
 from ner_ray.errors import ConfigError
+from ner_ray.tune.ctrl_c import CtrlC
 from ner_ray.tune.space import (
     check_scheduler,
     concurrent_trials,
@@ -217,21 +218,23 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
     payload: dict[str, Any] = {}
     status = "FAILED"
     try:
-        for name, config in study.experiments.items():
-            callbacks = []
-            if tracker is not None:
-                from ner_ray.tune.mlflow_callback import MlflowTrialCallback
+        with CtrlC() as ctrl_c:
+            for name, config in study.experiments.items():
+                callbacks = []
+                if tracker is not None:
+                    from ner_ray.tune.mlflow_callback import MlflowTrialCallback
 
-                callbacks.append(MlflowTrialCallback(tracker, name, redact_tree(config.model_dump(mode="json"))))
-            grid = tune_experiment(config, name, experiment_root, callbacks, resume)
-            statuses = saved_statuses(experiment_root / name)
-            records = [trial_record(result, name, config, statuses) for result in grid]
-            export_best(records, name, output_dir, config.tune.mode, config.tune.metric)
-            trials.extend(records)
-            payload = write_results(output_dir, study, study_id, trials, tracker)
-            if any(r["status"] == "interrupted" for r in records):
-                raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it with: "
-                                       f"{study_command(study, '--resume')}")
+                    callbacks.append(MlflowTrialCallback(tracker, name, redact_tree(config.model_dump(mode="json"))))
+                grid = tune_experiment(config, name, experiment_root, callbacks, resume)
+                statuses = saved_statuses(experiment_root / name)
+                records = [trial_record(result, name, config, statuses) for result in grid]
+                export_best(records, name, output_dir, config.tune.mode, config.tune.metric)
+                trials.extend(records)
+                payload = write_results(output_dir, study, study_id, trials, tracker)
+                # Ctrl-C between two trials leaves no unfinished trial behind: only the signal tells
+                if ctrl_c.received or any(r["status"] == "interrupted" for r in records):
+                    raise StudyInterrupted(f"study {study.name} was interrupted in experiment '{name}'; continue it "
+                                           f"with: {study_command(study, '--resume')}")
         status = "FINISHED"
     except StudyInterrupted:
         status = "KILLED"
