@@ -36,7 +36,13 @@ def ensure_ray(address: str | None = None) -> None:
 
 
 def start_local_ray(**init_kwargs) -> None:
-    """Start a new local Ray whose processes know its address.
+    """Start a new local Ray that listens on the loopback interface only and whose processes know its address.
+
+    Loopback only: Ray takes a local cluster's node IP from the machine's network address, and its GCS, raylet,
+    workers and agents listen there or on every interface; only with `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (the
+    setting Ray itself uses on macOS and Windows) is the node IP 127.0.0.1, and they all bind it. Ray reads that
+    setting when it is imported, so the driver's copy (`ray_constants.ENABLE_RAY_CLUSTER`) is set as well while Ray
+    starts; Ray's processes inherit the environment variable. Ray's token authentication stays on (its default).
 
     The dashboard (bound to 127.0.0.1) stays on: Ray Train's placement-group cleaner asks its State API
     whether a run's controller died, and without it the CPUs of every trial that ASHA stops stay reserved.
@@ -47,19 +53,24 @@ def start_local_ray(**init_kwargs) -> None:
     import socket
 
     import ray
-    from ray._private.services import get_node_ip_address
+    from ray._private import ray_constants
+    from ray._common.network_utils import build_address, get_localhost_ip
 
     with socket.socket() as probe:
         probe.bind(("", 0))
         port = probe.getsockname()[1]
-    pinned = {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}
+    pinned = {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": build_address(get_localhost_ip(), port),
+              ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
     saved = {key: os.environ.get(key) for key in pinned}
+    saved_cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
     os.environ.update(pinned)
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         kwargs = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "log_to_driver": True,
                   "configure_logging": False, **init_kwargs}
         ray.init(address="local", **kwargs)
     finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_cluster_switch
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -1,0 +1,61 @@
+"""The local Ray a study starts for itself (train/run.py `start_local_ray`) listens on loopback only: every
+listening socket of the driver and of every process it started (GCS, raylet, dashboard, agents, metrics
+export, workers) is on 127.0.0.1 (or ::1), and Ray's token authentication stays on."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("ray")
+
+LIST_LISTENERS = """
+import json, psutil, ray
+from ner_ray.train.run import start_local_ray
+
+start_local_ray(num_cpus=1)
+
+@ray.remote
+class Echo:
+    def ping(self, x):
+        return x
+
+assert ray.get([Echo.remote().ping.remote(1), ray.remote(lambda: 2).remote()]) == [1, 2]  # a worker and an actor
+me = psutil.Process()
+listeners = []
+for process in [me, *me.children(recursive=True)]:
+    for conn in process.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN:
+            listeners.append([process.name(), conn.laddr.ip, conn.laddr.port])
+from ray._private.authentication.authentication_utils import is_token_auth_enabled
+print(json.dumps({"listeners": listeners, "auth": is_token_auth_enabled()}))
+ray.shutdown()
+"""
+
+
+def is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def test_the_local_ray_listens_on_loopback_only():
+    done = subprocess.run([sys.executable, "-c", LIST_LISTENERS], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    names = {name for name, _, _ in report["listeners"]}
+    assert {"gcs_server", "raylet"} <= names and len(report["listeners"]) >= 8, report  # it saw Ray's servers
+    exposed = [entry for entry in report["listeners"] if not is_loopback(entry[1])]
+    assert exposed == [], exposed
+    assert report["auth"], "Ray's token authentication is off"
+
+
+@pytest.mark.parametrize(("ip", "loopback"), [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),
+                                               ("0.0.0.0", False), ("::", False), ("192.0.2.2", False)])
+def test_what_counts_as_loopback(ip, loopback):
+    assert is_loopback(ip) == loopback
