@@ -53,8 +53,8 @@ def start_local_ray(**init_kwargs) -> None:
     import socket
 
     import ray
-    from ray._private import ray_constants
     from ray._common.network_utils import build_address, get_localhost_ip
+    from ray._private import ray_constants
 
     with socket.socket() as probe:
         probe.bind(("", 0))
