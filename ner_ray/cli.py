@@ -6,6 +6,7 @@
   ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
   ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]
+  ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
   ner-ray report OUTPUT_DIR
 """
 
@@ -28,6 +29,14 @@ def _add_corpus_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder laid out like ../shared/data (else $NER_RAY_DATA, the cache, a download)")
     parser.add_argument("--split", action="append", help="only this split (repeatable)")
     parser.add_argument("--lenient", action="store_true", help="skip and count mentions whose text does not match their offsets")
+
+
+def _add_saved_model_args(parser: argparse.ArgumentParser) -> None:
+    """What `evaluate` and `predict` share: how to run the saved model, and how to read a corpus."""
+    parser.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: the precision the model trained in")
+    parser.add_argument("--batch-size", type=int, help="windows per batch (default: the model's train.eval_batch_size)")
+    parser.add_argument("--format", dest="fmt", help="corpus file format (default: the corpus's own, or from the suffix)")
+    parser.add_argument("--data-dir", help="folder laid out like ../shared/data (else $NER_RAY_DATA, the cache, a download)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, help="where to write scores.json and predictions.pubtator "
                           "(default: MODEL_DIR/evaluations/<corpus>-<split>)")
     evaluate.add_argument("--types", nargs="+", help="score only these entity types (default: those the corpus annotates)")
-    evaluate.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: the precision the model trained in")
-    evaluate.add_argument("--batch-size", type=int, help="windows per batch (default: the model's train.eval_batch_size)")
-    evaluate.add_argument("--format", dest="fmt", help="corpus file format (default: the corpus's own, or from the suffix)")
-    evaluate.add_argument("--data-dir", help="folder laid out like ../shared/data (else $NER_RAY_DATA, the cache, a download)")
+    _add_saved_model_args(evaluate)
+    predict = commands.add_parser("predict", help="a saved model's spans (any family) for texts or a corpus split, "
+                                  "one JSON line per text or document")
+    predict.add_argument("model_dir", type=Path, help="a saved model folder (train.output_dir/<experiment>/model)")
+    predict.add_argument("texts", nargs="*", help="texts to tag; '-' reads one text per line from standard input")
+    predict.add_argument("--corpus", help="tag every document of a corpus split instead (its annotations are not read "
+                         "by the model)")
+    predict.add_argument("--split", default="test", help="the corpus split (default: test)")
+    _add_saved_model_args(predict)
     report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
@@ -87,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return tune_command.run(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "report":
             from ner_ray.tune.study_report import write_report
 
@@ -186,6 +202,31 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"{args.corpus} {args.split}, types {', '.join(result['types'])}, {result['inference_precision']}; "
           f"{scores['gold_crossing_windows']} gold entities crossed a window boundary")
     print(f"scores: {out / SCORES}\npredictions: {out / PREDICTIONS}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """One JSON line per input: {"id", "spans": [{"start", "end", "type", "text"}], "relations": [...]}."""
+    from dataclasses import asdict
+
+    from ner_ray.data.document import Document
+    from ner_ray.inference.evaluate import corpus_documents
+    from ner_ray.inference.model_files import load_model
+    from ner_ray.inference.predict import predict_documents
+
+    if bool(args.texts) == bool(args.corpus):
+        raise ValueError("ner-ray predict: give texts (or '-' to read them from standard input) or --corpus, not both "
+                         "and not neither")
+    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
+    loaded = load_model(args.model_dir)
+    if args.corpus:
+        documents, _ = corpus_documents(args.corpus, args.split, loaded.family.config.data.merge_types, args.fmt,
+                                        args.data_dir)
+    else:
+        documents = [Document(f"text-{i}", text) for i, text in enumerate(texts, 1)]
+    for doc in predict_documents(loaded, documents, args.batch_size, args.precision):
+        spans = [{"start": s.start, "end": s.end, "type": s.type, "text": doc.mention(s)} for s in doc.spans]
+        print(json.dumps({"id": doc.id, "spans": spans, "relations": [asdict(r) for r in doc.relations]}))
     return 0
 
 

@@ -91,3 +91,13 @@ def document_predictor(family: Family, model: Any, batch_size: int | None = None
 
     return predict
 
+
+
+def predict_documents(loaded: Any, documents: Sequence[Document], batch_size: int | None = None,
+                      precision: str | None = None) -> list[Document]:
+    """A saved model's predictions (`model_files.LoadedModel`) for `documents`, read from their text alone: their own
+    spans and relations are dropped before anything is encoded. At the precision the model trained in, or
+    `precision`."""
+    bare = [Document(doc.id, doc.text, meta=dict(doc.meta)) for doc in documents]
+    predict = document_predictor(loaded.family, loaded.model, batch_size, precision or loaded.precision)
+    return predict(bare)
