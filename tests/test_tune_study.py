@@ -182,6 +182,9 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
     log = log_path.read_text()
     assert driver.returncode == 130, log[-3000:]
     assert "--resume" in log
+    assert "Stop signal received" in log  # Tune itself stopped (the signal reached its handler), not the study after it
+    stopped = json.loads((out / "results.json").read_text())["trials"]
+    assert sum(t["status"] == "completed" for t in stopped) < 3, stopped  # and it stopped early
 
     with (tmp_path / "resumed.log").open("w") as log_file:
         resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
