@@ -17,9 +17,23 @@ def test_aliases_resolve_and_other_names_pass_through(tmp_path):
     assert resolve_model("dmis-lab/biobert-base-cased-v1.2") == "dmis-lab/biobert-base-cased-v1.2"
     assert resolve_model(str(tmp_path)) == str(tmp_path)
     assert MODELS.get("smollm2-135m").kind == "causal_lm" and MODELS.get("minilm-l6").kind == "encoder"
-    with pytest.raises(ValueError, match=r"unknown model 'minilm': not an alias \(biobert, minilm-l6, pubmedbert, "
-                                         r"roberta-large, smollm2-135m\)"):
+    with pytest.raises(ValueError, match=r"unknown model 'minilm': not an alias \(biobert, llama-3.1-8b, "
+                                         r"llama-3.2-3b-instruct, minilm-l6, openbiollm-8b, pubmedbert, roberta-large, "
+                                         r"smollm2-135m\)"):
         resolve_model("minilm")
+
+
+@pytest.mark.parametrize(("alias", "hub_id"), [("openbiollm-8b", "aaditya/Llama3-OpenBioLLM-8B"),
+                                               ("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct"),
+                                               ("llama-3.1-8b", "meta-llama/Llama-3.1-8B")])
+def test_the_gpu_causal_lms_are_hub_ids_that_preflight_explains_offline(alias, hub_id, monkeypatch, tmp_path):
+    from ner_ray.families.models import inspect_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # an empty cache: the model is not here
+    assert MODELS.get(alias).kind == "causal_lm" and resolve_model(alias) == hub_id
+    why = f"model.name {alias!r}: {hub_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids the hub"
+    assert inspect_model(alias) == (None, why)
 
 
 @pytest.mark.slow(reason="dequantises the 135M-parameter GGUF once (about a minute)")

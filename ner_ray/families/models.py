@@ -115,6 +115,10 @@ SMOLLM2_135M = ModelAlias("smollm2-135m", "causal_lm", "HuggingFaceTB/SmolLM2-13
 BIOBERT = ModelAlias("biobert", "encoder", "dmis-lab/biobert-base-cased-v1.2")
 PUBMEDBERT = ModelAlias("pubmedbert", "encoder", "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext")
 ROBERTA_LARGE = ModelAlias("roberta-large", "encoder", "FacebookAI/roberta-large")
+# causal LMs for the generative families, on GPU nodes (hub ids; smollm2-135m is their offline stand-in)
+OPENBIOLLM_8B = ModelAlias("openbiollm-8b", "causal_lm", "aaditya/Llama3-OpenBioLLM-8B")
+LLAMA_32_3B_INSTRUCT = ModelAlias("llama-3.2-3b-instruct", "causal_lm", "meta-llama/Llama-3.2-3B-Instruct")
+LLAMA_31_8B = ModelAlias("llama-3.1-8b", "causal_lm", "meta-llama/Llama-3.1-8B")
 
 
 def resolve_model(name: str) -> str:
