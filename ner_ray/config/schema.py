@@ -75,8 +75,20 @@ class DataConfig(Block):
     max_length: int = Field(256, ge=16, le=32768, description="tokens per training window (documents are cut at sentence ends)")
     label_scheme: Literal["first", "all"] = Field("first", description="BIO label on the first subword of a word only, or on all subwords")
     lenient: bool = Field(False, description="skip malformed corpus lines (counted in the parse report) instead of failing")
-    subsample: int | None = Field(None, ge=1, description="train on the first N training documents only; null: all")
+    subsample: int | float | None = Field(
+        None, description="train on fewer training documents: an integer N, the first N; a fraction in (0, 1), that "
+        "share drawn at random with train.seed (kept in corpus order; each repeat's seed draws its own); null: all")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="training-time augmentation; all zeros: off")
+
+    @field_validator("subsample")
+    @classmethod
+    def _subsample_is_a_count_or_a_share(cls, value: int | float | None) -> int | float | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} documents: give N >= 1, a fraction in (0, 1), or null for all")
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"{value}: a share of the training documents lies strictly between 0 and 1 (an integer N "
+                             "keeps the first N; null keeps all)")
+        return value
 
     @model_validator(mode="after")
     def _splits_differ(self) -> DataConfig:

@@ -55,11 +55,20 @@ def load_documents(config: StudyConfig) -> tuple[dict[str, list[Document]], tupl
             docs = [doc.with_spans([s for s in doc.spans if s.type in keep]) for doc in docs]
         splits[split] = docs
     if data.subsample is not None:
-        splits[data.train_split] = splits[data.train_split][: data.subsample]
+        splits[data.train_split] = subsample(splits[data.train_split], data.subsample, config.train.seed)
     types = data.entity_types or sorted({s.type for docs in splits.values() for d in docs for s in d.spans})
     if not types:
         raise ValueError(f"corpus {data.corpus!r} has no entity spans in splits {', '.join(wanted)}")
     return splits, tuple(types)
+
+
+def subsample(docs: list[Document], amount: int | float, seed: int) -> list[Document]:
+    """The first `amount` documents (an integer), or a share of them (a fraction in (0, 1), at least one document)
+    drawn at random with `seed`, kept in corpus order."""
+    if isinstance(amount, int):
+        return docs[:amount]
+    keep = random.Random(seed).sample(range(len(docs)), max(1, round(len(docs) * amount)))
+    return [docs[i] for i in sorted(keep)]
 
 
 def augment(docs: list[Document], config: StudyConfig, mask_token: str) -> list[Document]:
