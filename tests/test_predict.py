@@ -76,3 +76,25 @@ def test_a_folder_that_is_no_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "some text"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(tmp_path) in err and err.count("\n") == 1
+
+
+def test_the_model_gets_no_annotation_of_the_input(monkeypatch):
+    """A corpus document's spans and relations are dropped before the model sees it; its id, text and meta stay."""
+    from types import SimpleNamespace
+
+    import ner_ray.inference.predict as predict_module
+    from ner_ray.data.document import Document, Relation, Span
+
+    seen = []
+
+    def recording_predictor(family, model, batch_size, precision):
+        assert (family, model, batch_size, precision) == ("family", "model", 4, "fp32")
+        return lambda documents: seen.extend(documents) or list(documents)
+
+    monkeypatch.setattr(predict_module, "document_predictor", recording_predictor)
+    loaded = SimpleNamespace(family="family", model="model", precision="fp32")
+    gold = Document("d1", "Aspirin caused asthma.", [Span(0, 7, "Chemical")], [Relation("D1", "D2", "CID")],
+                    {"title_end": 8})
+    predict_module.predict_documents(loaded, [gold], batch_size=4)
+    assert [(d.id, d.text, d.spans, d.relations, d.meta) for d in seen] == [
+        ("d1", "Aspirin caused asthma.", [], [], {"title_end": 8})]

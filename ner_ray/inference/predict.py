@@ -19,6 +19,7 @@ from ner_ray.inference.encode import encode_documents
 
 if TYPE_CHECKING:
     from ner_ray.families.base import Example, Family
+    from ner_ray.inference.model_files import LoadedModel
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 
@@ -92,10 +93,9 @@ def document_predictor(family: Family, model: Any, batch_size: int | None = None
     return predict
 
 
-
-def predict_documents(loaded: Any, documents: Sequence[Document], batch_size: int | None = None,
+def predict_documents(loaded: LoadedModel, documents: Sequence[Document], batch_size: int | None = None,
                       precision: str | None = None) -> list[Document]:
-    """A saved model's predictions (`model_files.LoadedModel`) for `documents`, read from their text alone: their own
+    """A saved model's predictions for `documents`, read from their text alone: their own
     spans and relations are dropped before anything is encoded. At the precision the model trained in, or
     `precision`."""
     bare = [Document(doc.id, doc.text, meta=dict(doc.meta)) for doc in documents]
