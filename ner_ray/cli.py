@@ -7,6 +7,7 @@
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
   ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]
   ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
+  ner-ray export MODEL_DIR --merge OUT
   ner-ray report OUTPUT_DIR
 """
 
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "by the model)")
     predict.add_argument("--split", default="test", help="the corpus split (default: test)")
     _add_saved_model_args(predict)
+    export = commands.add_parser("export", help="a saved generative model (span_gen) as one plain Hugging Face folder: "
+                                 "LoRA merged, safetensors, tokenizer, generation config (transformers and vLLM load it)")
+    export.add_argument("model_dir", type=Path, help="a saved model folder (a run's model/)")
+    export.add_argument("--merge", type=Path, required=True, metavar="OUT", help="the new folder to write")
     report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
@@ -103,13 +108,18 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command == "export":
+            from ner_ray.inference.export import export_merged
+
+            print(f"merged model: {export_merged(args.model_dir, args.merge)}")
+            return 0
         if args.command == "report":
             from ner_ray.tune.study_report import write_report
 
             table, report = write_report(args.output_dir)
             print(f"{table}\nreport: {report}")
             return 0
-    except (DataFormatError, ConfigError, ValueError, FileNotFoundError) as err:
+    except (DataFormatError, ConfigError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

@@ -72,9 +72,9 @@ def test_config_check_prints_experiments_and_reports_bad_keys(tmp_path, capsys, 
 
 
 def test_config_check_names_the_valid_families_for_an_unregistered_one(tmp_path, capsys):
-    # span_gen is the next issue's family: until it is registered, a study naming it fails before anything runs.
-    path = tmp_path / "span.yaml"
-    path.write_text("model:\n  name: smollm2-135m\n  family: span_gen\n")
+    # instruct is a later issue's family: until it is registered, a study naming it fails before anything runs.
+    path = tmp_path / "instruct.yaml"
+    path.write_text("model:\n  name: smollm2-135m\n  family: instruct\n")
     assert main(["config", "check", str(path)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: {path}:3: model.family: unknown model family 'span_gen'; valid: crf, fusion, multitask, token_cls")
+        f"error: {path}:3: model.family: unknown model family 'instruct'; valid: crf, fusion, multitask, span_gen, token_cls")

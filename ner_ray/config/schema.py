@@ -48,6 +48,7 @@ def _registered(registry: Registry, extra: tuple[str, ...] = ()):
 
 
 FamilyName = Annotated[str, _registered(FAMILIES)]
+CAUSAL_LM_FAMILIES = ("span_gen",)  # families that read model.backend
 FormatName = Annotated[str, _registered(FORMATS, ("auto",))]
 
 
@@ -147,20 +148,42 @@ class MultitaskConfig(Block):
     loss_weight: float = Field(0.5, ge=0, description="weight of the sentence loss added to the token loss")
 
 
+class SpanGenConfig(Block):
+    """What family span_gen writes after `<TAG>` for a sentence, and how it decodes (seed 002's span strings)."""
+
+    target: Literal["offsets", "mentions"] = Field(
+        "offsets", description="offsets: ' 0-7 ; 20-34' (end-exclusive character offsets, the seed's format); mentions: "
+        "' aspirin ; asthma attacks', aligned back to offsets (leftmost unused occurrence, then fuzzy)")
+    typed: bool = Field(False, description="write each item's entity type (' 0-7 Chemical', ' aspirin [Chemical]') and score "
+                        "with types; false: untyped scoring")
+    token_head: bool = Field(False, description="a B/I/O head on the last hidden state of the sentence's prompt tokens, "
+                             "its cross-entropy added to the LM loss: the fast dev metric (dev_fast_f1) reads it")
+    constrained: bool = Field(True, description="greedy decoding constrained by a per-sentence grammar (xgrammar): items on "
+                              "word boundaries inside the sentence, sorted, non-overlapping")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="tokens generated per sentence; the window budget is "
+                                "data.max_length minus this and the prompt's own tokens")
+
+
 class ModelConfig(Block):
     """Base model, model family and parameter-efficient settings."""
 
     name: str = Field("minilm-l6", min_length=1, description="model alias (minilm-l6, smollm2-135m, ...) or a Hugging Face id or path")
-    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion")
+    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion, span_gen")
     lora: LoraConfig | None = Field(None, description="LoRA adapter settings; null: full fine-tuning")
     head: HeadConfig = Field(default_factory=HeadConfig, description="tagging head (token_cls, crf, multitask, fusion)")
     fusion: FusionConfig | None = Field(None, description="adapter combination, required by family fusion")
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="sentence task of family multitask")
+    span_gen: SpanGenConfig = Field(default_factory=SpanGenConfig, description="completion format and decoding of family span_gen")
+    backend: Literal["auto", "peft", "unsloth"] = Field(
+        "auto", description="causal-LM families: how the model and its LoRA are loaded; unsloth (CUDA only, the gpu extra), "
+        "peft, or auto: unsloth on CUDA where it is installed, else peft")
 
     @model_validator(mode="after")
     def _family_needs(self) -> ModelConfig:
         if self.family == "fusion" and self.fusion is None:
             raise ValueError("family fusion needs a fusion block: {adapters: [...], combination: linear|cat|learned}")
+        if self.backend == "unsloth" and self.family not in CAUSAL_LM_FAMILIES:
+            raise ValueError(f"model.backend unsloth loads causal LMs ({', '.join(CAUSAL_LM_FAMILIES)}), not family {self.family}")
         return self
 
 
@@ -196,6 +219,10 @@ class TrainConfig(Block):
         "auto", description="auto: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU")
     group_by_length: bool = Field(True, description="batch windows of similar length together to save padding")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save memory")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many dev evaluations without a gain of early_stopping_threshold in "
+        "dev_f1 (the best checkpoint is still the one kept); null: train every epoch")
+    early_stopping_threshold: float = Field(0.001, ge=0, description="the smallest dev_f1 gain that resets the patience")
     deepspeed: DeepSpeedConfig | None = Field(None, description="DeepSpeed ZeRO settings; null: plain DDP")
     output_dir: str = Field("runs", min_length=1, description="folder for checkpoints, Ray results and the default MLflow store")
     repeats: int = Field(1, ge=1, description="runs per experiment, with seeds seed, seed+1, ...")

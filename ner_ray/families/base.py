@@ -48,6 +48,7 @@ class Family(Protocol):
     tokenizer: Any
     sentence_windows: bool  # True: one example per sentence (a sentence-level task needs it)
     predicts_relations: bool  # True: `relations` can return some, and relation F1 is scored
+    typed_spans: bool  # False: the spans carry no type, and every F1 is scored as if all types were one
     metric_names: tuple[str, ...]  # what `extra_metrics` returns (dev_<name> in the reports; a tune.metric may name one)
 
     @classmethod
@@ -96,6 +97,12 @@ class Family(Protocol):
         """Metrics beside entity F1, from gold and predicted documents (meta["windows"]); {} when none."""
         ...
 
+    def set_full_decoding(self, full: bool) -> None:
+        """Called before each training-time evaluation: False where a family may use a cheaper decoding (a
+        generative family's teacher-forced parse between epoch ends), True for the full one (greedy decoding;
+        also what every evaluation outside training uses)."""
+        ...
+
     def parameter_groups(self, model: Any) -> list[ParameterGroup]: ...
 
     def save(self, model: Any, directory: Path) -> dict[str, Any]:
@@ -113,6 +120,7 @@ class FamilyBase:
     name = "family"
     sentence_windows = False
     predicts_relations = False
+    typed_spans = True
     metric_names: tuple[str, ...] = ()
 
     def __init__(self, config: StudyConfig, types: tuple[str, ...] | list[str], tokenizer: Any = None):
@@ -142,6 +150,9 @@ class FamilyBase:
 
     def extra_metrics(self, gold: list[Document], predicted: list[Document]) -> dict[str, float]:
         return {}
+
+    def set_full_decoding(self, full: bool) -> None:
+        pass  # one decoding only
 
     def parameter_groups(self, model: Any) -> list[ParameterGroup]:
         return [ParameterGroup("all", [p for p in model.parameters() if p.requires_grad])]

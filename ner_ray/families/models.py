@@ -76,7 +76,8 @@ def _smollm2_135m() -> str:
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     config = loaded.config
-    config.quantization_config = None  # the saved copy is plain safetensors, not GGUF
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the saved copy is plain safetensors, not GGUF (vLLM reads the key if present)
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)

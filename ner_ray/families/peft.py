@@ -1,4 +1,5 @@
-"""The one place PEFT is called: LoRA on an encoder, layer-wise LoRA, adapter save/load and combination.
+"""The one place PEFT (and Unsloth, its CUDA-only fast path for causal LMs) is called: LoRA on an encoder or a
+causal LM, layer-wise LoRA, adapter save/load and combination.
 
 Families describe adapters with `ner_ray.config.LoraConfig`; this module turns that into PEFT's
 LoraConfig, so a PEFT API change touches one file.
@@ -6,6 +7,8 @@ LoraConfig, so a PEFT API change touches one file.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,8 +26,10 @@ def count_layers(model: nn.Module) -> int:
     return int(layers)
 
 
-def peft_lora_config(lora: LoraConfig, model: nn.Module):
-    """PEFT's LoraConfig for our settings (layers_to_transform = the last k layers)."""
+def peft_lora_config(lora: LoraConfig, model: nn.Module, task_type: str | None = None, default_targets: str | None = None,
+                     trainable_tokens: list[int] | None = None):
+    """PEFT's LoraConfig for our settings (layers_to_transform = the last k layers); `default_targets` stands in
+    for target_modules null, `trainable_tokens` are embedding rows trained inside the adapter (new special tokens)."""
     from peft import LoraConfig as PeftLoraConfig
 
     layers = None
@@ -36,11 +41,13 @@ def peft_lora_config(lora: LoraConfig, model: nn.Module):
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
+        target_modules=lora.target_modules if lora.target_modules is not None else default_targets,
         layers_to_transform=layers,
         use_rslora=lora.use_rslora,
         use_dora=lora.use_dora,
         bias="none",
+        task_type=task_type,
+        trainable_token_indices=trainable_tokens or None,
     )
 
 
@@ -51,15 +58,45 @@ def add_lora(encoder: nn.Module, lora: LoraConfig, adapter_name: str = "default"
     return get_peft_model(encoder, peft_lora_config(lora, encoder), adapter_name=adapter_name)
 
 
+def add_causal_lm_lora(model: nn.Module, lora: LoraConfig, trainable_tokens: list[int]) -> nn.Module:
+    """A causal LM wrapped as a PeftModel: LoRA on every linear projection unless model.lora.target_modules
+    names others, and the embedding rows of `trainable_tokens` trained in the adapter (so it stays small)."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_lora_config(lora, model, "CAUSAL_LM", "all-linear", trainable_tokens))
+
+
+UNSLOTH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama's linear layers
+
+
+def load_unsloth_causal_lm(source: str, dtype: torch.dtype, max_length: int) -> nn.Module:
+    """A causal LM through Unsloth's loader (its fast kernels; CUDA only, imported here only)."""
+    from unsloth import FastLanguageModel
+
+    model, _ = FastLanguageModel.from_pretrained(source, dtype=dtype, max_seq_length=max_length, load_in_4bit=False)
+    return model
+
+
+def add_unsloth_lora(model: nn.Module, lora: LoraConfig, gradient_checkpointing: bool) -> nn.Module:
+    """Unsloth's LoRA on a model it loaded. Its get_peft_model takes no trainable token indices, so added special
+    tokens keep their initial embedding rows there; LoRA adapts around them."""
+    from unsloth import FastLanguageModel
+
+    return FastLanguageModel.get_peft_model(
+        model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules or UNSLOTH_TARGETS,
+        use_rslora=lora.use_rslora, use_gradient_checkpointing="unsloth" if gradient_checkpointing else False)
+
+
 def is_peft(module: nn.Module) -> bool:
     from peft import PeftModel
 
     return isinstance(module, PeftModel)
 
 
-def save_adapter(encoder: nn.Module, directory: str | Path) -> None:
-    """Write the adapter weights (safetensors) and adapter_config.json of a PeftModel."""
-    encoder.save_pretrained(str(directory), safe_serialization=True)
+def save_adapter(encoder: nn.Module, directory: str | Path, save_embedding_layers: bool | str = "auto") -> None:
+    """Write the adapter weights (safetensors) and adapter_config.json of a PeftModel (with the whole embedding
+    matrices only where PEFT's "auto" finds them resized and nothing else carries the new rows)."""
+    encoder.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=save_embedding_layers)
 
 
 def load_adapter(base: nn.Module, directory: str | Path, adapter_name: str = "default", trainable: bool = False) -> nn.Module:
@@ -135,7 +172,23 @@ def unfreeze_base(model: nn.Module) -> list[nn.Parameter]:
     return newly
 
 
+@contextlib.contextmanager
+def adapter_merged(model: nn.Module) -> Iterator[None]:
+    """Within the block, a PeftModel's adapters are folded into its weights (one matmul per layer instead of three:
+    greedy generation on CPU runs ~2.5x faster), and taken out again after; sharded (ZeRO-3) weights stay as they are."""
+    if not is_peft(model) or any(hasattr(p, "ds_id") for p in model.parameters()):
+        yield
+        return
+    with torch.no_grad():
+        model.merge_adapter()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            model.unmerge_adapter()
+
+
 @torch.no_grad()
-def merged_encoder(encoder: nn.Module) -> nn.Module:
-    """A plain encoder with the LoRA update folded into its weights (for export after unfreezing)."""
+def merged_model(encoder: nn.Module) -> nn.Module:
+    """A plain model with the LoRA update folded into its weights (an encoder after unfreezing, a causal LM for export)."""
     return encoder.merge_and_unload() if is_peft(encoder) else encoder

@@ -217,7 +217,7 @@ class EncoderFamily(FamilyBase):
         if adapter_only:
             peft_seam.save_adapter(encoder, directory / ADAPTER_DIR)
         else:
-            peft_seam.merged_encoder(encoder).save_pretrained(directory / ENCODER_DIR, safe_serialization=True)
+            peft_seam.merged_model(encoder).save_pretrained(directory / ENCODER_DIR, safe_serialization=True)
         save_file({k: v.contiguous() for k, v in model.head_state_dict().items()}, directory / HEAD_FILE)
         return {"weights": "adapter" if adapter_only else "encoder"}
 

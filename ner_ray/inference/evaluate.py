@@ -16,7 +16,7 @@ from ner_ray.data.corpora import load_corpus
 from ner_ray.data.document import Document
 from ner_ray.data.pubtator import format_pubtator
 from ner_ray.data.textio import write_text_atomic
-from ner_ray.metrics import evaluate_entities, evaluate_relations
+from ner_ray.metrics import UNTYPED, evaluate_entities, evaluate_relations
 
 Predict = Callable[[list[Document]], list[Document]]
 Extra = Callable[[list[Document], list[Document]], dict[str, float]]
@@ -33,20 +33,28 @@ def only_types(doc: Document, types: Iterable[str]) -> Document:
 
 
 def score_documents(gold: Sequence[Document], predicted: Sequence[Document], types: Iterable[str] | None = None,
-                    relations: bool = False) -> dict[str, Any]:
+                    relations: bool = False, typed: bool = True) -> dict[str, Any]:
     """Entity scores (strict micro f1/precision/recall/tp/fp/fn, per_type, untyped, overlap; `types`: only
-    these), relation scores when asked, and how many gold entities no predicted window held whole
-    (`gold_crossing_windows`: misses by construction, from meta["windows"] of the predictions)."""
+    these; `typed` False: every type counts as one, for a family that predicts untyped spans), relation scores
+    when asked, and how many gold entities no predicted window held whole (`gold_crossing_windows`: misses by
+    construction, from meta["windows"] of the predictions)."""
     gold, predicted = list(gold), list(predicted)
     if types is not None:
         types = tuple(types)
         gold, predicted = [only_types(d, types) for d in gold], [only_types(d, types) for d in predicted]
+    if not typed:
+        gold, predicted = [untyped(d) for d in gold], [untyped(d) for d in predicted]
     scores: dict[str, Any] = evaluate_entities(gold, predicted)
     if relations:
         scores["relations"] = evaluate_relations(gold, predicted)
     scores["documents"] = len(gold)
     scores["gold_crossing_windows"] = sum(_crossing(g, p) for g, p in zip(gold, predicted))
     return scores
+
+
+def untyped(doc: Document) -> Document:
+    """The document with every span typed UNTYPED (the type of an untyped span string)."""
+    return doc.retyped({s.type: UNTYPED for s in doc.spans})
 
 
 def _crossing(gold: Document, predicted: Document) -> int:
@@ -57,14 +65,14 @@ def _crossing(gold: Document, predicted: Document) -> int:
 
 
 def evaluate(predict: Predict, gold: Sequence[Document], extra: Extra | None = None, types: Iterable[str] | None = None,
-             relations: bool = False) -> tuple[dict[str, Any], list[Document]]:
+             relations: bool = False, typed: bool = True) -> tuple[dict[str, Any], list[Document]]:
     """(scores, predicted documents) of `predict` on `gold`: the model sees the documents stripped of their
-    annotations; `extra(gold, predicted)` adds a family's own metrics."""
+    annotations; `extra(gold, predicted)` adds a family's own metrics; `typed` as for score_documents."""
     gold = list(gold)
     predicted = predict([strip_gold(doc) for doc in gold])
     if [d.id for d in predicted] != [d.id for d in gold]:
         raise ValueError(f"predict returned {len(predicted)} documents for {len(gold)}, or in another order")
-    scores = score_documents(gold, predicted, types, relations)
+    scores = score_documents(gold, predicted, types, relations, typed)
     if extra is not None:
         scores.update(extra(gold, predicted))
     return scores, predicted
@@ -122,7 +130,8 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
     scored = tuple(types) if types is not None else annotated
     used = precision or loaded.precision
     predict = document_predictor(family, loaded.model, batch_size, used)
-    scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations)
+    scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations,
+                                 family.typed_spans)
     result = {"model": str(model_dir), "family": family.name, "corpus": corpus, "split": split, "types": list(scored),
               "inference_precision": used, **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")},
               split: scores}

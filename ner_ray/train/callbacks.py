@@ -4,6 +4,7 @@ evaluation, unfreezing the base model for the last epoch, and timing the optimis
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -23,19 +24,34 @@ UNFREEZE_LR_FACTOR = 0.1  # the final full-model epoch of "LoRA then unfreeze" r
 
 class EvaluationPlan(TrainerCallback):
     """Evaluate and save at the steps of `schedule.evaluation_steps` (and nowhere else: the training
-    arguments set HF's own interval beyond the run)."""
+    arguments set HF's own interval beyond the run). The family decodes fully (a generative family: greedy)
+    at the first evaluation of each epoch's end, and after training; in between it may use its cheaper decoding."""
 
-    def __init__(self, train: TrainConfig):
+    def __init__(self, train: TrainConfig, family: Any = None):
         self.train = train
+        self.family = family
         self.steps: set[int] = set()
+        self.epoch_ends: list[int] = []
+        self.last_evaluated = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.steps = set(evaluation_steps(state.max_steps, self.train))
+        epochs = max(1, math.ceil(state.num_train_epochs or 1))  # HF's count (it derives one from max_steps too)
+        self.epoch_ends = sorted({math.ceil(k * state.max_steps / epochs) for k in range(1, epochs + 1)} | {state.max_steps})
+        self.last_evaluated = state.global_step
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step in self.steps:
+        step = state.global_step
+        if step in self.steps:
             control.should_evaluate = True
             control.should_save = True
+            if self.family is not None:
+                self.family.set_full_decoding(any(self.last_evaluated < end <= step for end in self.epoch_ends))
+            self.last_evaluated = step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.family is not None:
+            self.family.set_full_decoding(True)  # the best checkpoint's dev scores, test, export: full decoding
 
 
 class RayReportCallback(TrainerCallback):

@@ -37,9 +37,10 @@ class FamilyTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, outputs = self.family.loss(model, inputs)
-        if prediction_loss_only:
-            return loss.detach(), None, None
-        return loss.detach(), self.family.decode(unwrap(model), outputs, inputs), inputs.get("labels")
+            if prediction_loss_only:
+                return loss.detach(), None, None
+            rows = self.family.decode(unwrap(model), outputs, inputs)  # under the same autocast (generation too)
+        return loss.detach(), rows, inputs.get("labels")
 
     def _get_eval_sampler(self, eval_dataset):
         # HF groups evaluation batches by length too when train_sampling_strategy is group_by_length, which

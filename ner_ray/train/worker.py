@@ -100,7 +100,8 @@ def setup(loop_config: dict[str, Any]) -> Run:
 
     def compute_metrics(prediction) -> dict[str, float]:
         predicted = predicted_documents(family, data.dev_documents, data.dev, prediction.predictions)
-        scores = score_documents(data.dev_documents, predicted, relations=family.predicts_relations)
+        scores = score_documents(data.dev_documents, predicted, relations=family.predicts_relations,
+                                 typed=family.typed_spans)
         scores.update(family.extra_metrics(data.dev_documents, predicted))
         return flat_scores(scores)
 
@@ -111,7 +112,11 @@ def setup(loop_config: dict[str, Any]) -> Run:
                               deepspeed_config(config.train.deepspeed))
     accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(data.train)}
     meter = ThroughputMeter(per_step)
-    callbacks = [EvaluationPlan(config.train), RayReportCallback(accounting), ThroughputCallback(meter)]
+    callbacks = [EvaluationPlan(config.train, family), RayReportCallback(accounting), ThroughputCallback(meter)]
+    if config.train.early_stopping_patience is not None:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(config.train.early_stopping_patience, config.train.early_stopping_threshold))
     lora = config.model.lora
     if lora is not None and lora.unfreeze_last_epoch:
         if world > 1 or config.train.deepspeed is not None:
@@ -188,7 +193,8 @@ def finish(run: Run, fitted: Fitted) -> None:
     predicted = None
     final.update(test=None, test_f1=None, test_precision=None, test_recall=None)
     if data.test_documents is not None:
-        scores, predicted = evaluate(predict, data.test_documents, family.extra_metrics, relations=family.predicts_relations)
+        scores, predicted = evaluate(predict, data.test_documents, family.extra_metrics,
+                                     relations=family.predicts_relations, typed=family.typed_spans)
         final.update(test=scores, **split_metrics(scores, "test"))
     with tempfile.TemporaryDirectory() as tmp:
         exported = None

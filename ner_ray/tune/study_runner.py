@@ -32,6 +32,7 @@ from ner_ray.artifacts import (
 from ner_ray.config import Study, StudyConfig, load_study
 from ner_ray.credentials import redact, redact_tree
 from ner_ray.errors import ConfigError
+from ner_ray.registry import FAMILIES
 from ner_ray.tune.ctrl_c import CtrlC
 from ner_ray.tune.space import (
     check_scheduler,
@@ -155,6 +156,8 @@ def trial_record(result, experiment: str, config: StudyConfig, statuses: dict[st
         "resumed_from_step": metrics.get("resumed_from_step") if final else None,
         "model_path": metrics.get("checkpoint_path") if final else None,
         "trial_path": result.path,
+        # the family's own dev metrics (span_gen: fast_f1, invalid / hallucination / duplicate rates), as last reported
+        **{f"dev_{name}": metrics.get(f"dev_{name}") for name in FAMILIES.get(resolved.model.family).metric_names},
     }
 
 

@@ -1,0 +1,94 @@
+"""Generative span-string NER quality: SmolLM2-135M-Instruct with LoRA (family span_gen) on a corpus, for the
+`offsets` and `mentions` targets, each trained once and decoded greedily with and without the grammar constraint;
+test F1 (untyped, strict, windows from the text alone), invalid / hallucination / duplicate / truncation rates and the
+teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
+settings with its CPU overrides).
+
+    python benchmarks/span_gen.py --corpus ncbi_disease --epochs 1 [--subsample 0.2] [--targets offsets mentions]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import record  # noqa: E402
+
+from ner_ray.config import load_study  # noqa: E402
+from ner_ray.inference.evaluate import evaluate_model  # noqa: E402
+from ner_ray.train.run import train_experiment  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RATES = ("invalid_rate", "hallucination_rate", "duplicate_rate", "truncated_rate")
+
+
+def unconstrained_copy(model_dir: Path) -> Path:
+    """The saved model's metadata with model.span_gen.constrained false, beside it (weights shared by symlink)."""
+    import json
+
+    copy = model_dir.with_name(model_dir.name + "-unconstrained")
+    copy.mkdir(exist_ok=True)
+    for item in model_dir.iterdir():
+        if item.name != "ner_ray.json" and not (copy / item.name).exists():
+            (copy / item.name).symlink_to(item.resolve())
+    meta = json.loads((model_dir / "ner_ray.json").read_text())
+    meta["config"]["model"]["span_gen"]["constrained"] = False
+    (copy / "ner_ray.json").write_text(json.dumps(meta))
+    return copy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", default="ncbi_disease")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--subsample", type=float, default=None, help="share of the training documents (default: all)")
+    parser.add_argument("--targets", nargs="*", default=["offsets", "mentions"])
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output-dir", default="runs/bench_span_gen")
+    args = parser.parse_args()
+    os.environ["NER_RAY_DATA"] = args.data_dir
+    base = load_study(ROOT / "search_spaces" / "lora_span.yaml").resolve("lora_span")
+    summary = {}
+    for target in args.targets:
+        config = base.with_updates({
+            "model.name": "smollm2-135m", "model.backend": "peft", "resources.use_gpu": False,
+            "resources.cpus_per_worker": os.cpu_count() or 1, "data.corpus": args.corpus, "data.subsample": args.subsample,
+            "model.span_gen.target": target, "train.epochs": args.epochs, "train.lr": args.lr,
+            "train.batch_size": args.batch_size, "train.seed": args.seed, "train.output_dir": args.output_dir,
+            "search": {}, "tune.searcher.points_to_evaluate": [], "tracking.enabled": False})
+        name = f"{args.corpus}-{target}"
+        metrics = train_experiment(config, name, Path(args.output_dir))
+        model_dir = Path(args.output_dir) / name / "model"
+        free = evaluate_model(unconstrained_copy(model_dir), args.corpus, "test")["test"]
+        summary[target] = {
+            "constrained": {"test_f1": metrics["test_f1"], "test_precision": metrics["test_precision"],
+                            "test_recall": metrics["test_recall"], **{k: metrics["test"].get(k) for k in RATES}},
+            "unconstrained": {"test_f1": free["f1"], "test_precision": free["precision"], "test_recall": free["recall"],
+                              **{k: free.get(k) for k in RATES}},
+            "dev_f1": metrics["dev_f1"], "dev_fast_f1": metrics.get("dev_fast_f1"),
+            "dev_greedy_fast_gap": metrics.get("dev_greedy_fast_gap"), "train_seconds": metrics["train_seconds"],
+            "steady_samples_per_second": metrics["steady_samples_per_second"], "peak_memory_mb": metrics["peak_memory_mb"],
+            "trainable_percent": metrics["trainable_percent"], "train_precision": metrics["train_precision"],
+            "train_windows": metrics["train_windows"],
+        }
+    precision = ", ".join(sorted({s["train_precision"] for s in summary.values()}))
+    rows = ["| target | decoding | test F1 | P | R | invalid | halluc. | dup. | truncated |", "|---|---|---|---|---|---|---|---|---|"]
+    for target, result in summary.items():
+        for decoding in ("constrained", "unconstrained"):
+            r = result[decoding]
+            rows.append(f"| {target} | {decoding} | {r['test_f1']:.4f} | {r['test_precision']:.4f} | {r['test_recall']:.4f} | "
+                        + " | ".join(f"{r[k]:.3f}" if r[k] is not None else "-" for k in RATES) + " |")
+    share = f"{args.subsample:.0%} of the" if args.subsample else "the full"
+    record(f"span_gen quality: smollm2-135m LoRA r8 on {args.corpus} ({share} training set, {args.epochs} epoch(s), lr "
+           f"{args.lr}, batch {args.batch_size}; untyped strict test F1, windows from the text alone; seed {args.seed}, {precision})",
+           summary, "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The causal-LM base of the generative families (span_gen; instruct builds on it too): the tokenizer with the
+family's special tokens (pad = eos, left padding for generation), loading the model (PEFT, or Unsloth on CUDA)
+with LoRA and the new tokens' embedding rows trainable, prompt + completion features with the prompt masked,
+batched greedy generation, and the saved layout (adapter/ or lm/, safetensors).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ner_ray.families import peft as peft_seam
+from ner_ray.families.base import FamilyBase
+from ner_ray.families.models import resolve_model
+
+IGNORE = -100  # label of prompt and padding positions, and the fill of generated rows
+ADAPTER_DIR = "adapter"  # a saved LoRA model: the PEFT adapter (LoRA + the new tokens' rows); the base reloads by name
+LM_DIR = "lm"  # a saved full fine-tune: the whole causal LM
+
+
+def pad_right(rows: list[list[int]], fill: int) -> torch.Tensor:
+    longest = max(len(r) for r in rows)
+    return torch.tensor([r + [fill] * (longest - len(r)) for r in rows], dtype=torch.long)
+
+
+def pad_left(rows: list[list[int]], fill: int) -> torch.Tensor:
+    longest = max(len(r) for r in rows)
+    return torch.tensor([[fill] * (longest - len(r)) + r for r in rows], dtype=torch.long)
+
+
+def use_unsloth(backend: str) -> bool:
+    """model.backend made concrete: unsloth where asked for (CUDA only) or, with auto, on CUDA where installed."""
+    if backend == "peft":
+        return False
+    installed = importlib.util.find_spec("unsloth") is not None
+    if backend == "unsloth":
+        if not torch.cuda.is_available():
+            raise ValueError("model.backend unsloth needs a CUDA GPU; on this machine use model.backend: peft (or auto)")
+        if not installed:
+            raise ImportError("model.backend unsloth needs the unsloth package: pip install 'ner_ray[gpu]'")
+        return True
+    return installed and torch.cuda.is_available()
+
+
+class CausalLmFamily(FamilyBase):
+    """What the generative families share; a subclass sets `special_tokens` and writes prompts and completions."""
+
+    name = "causal_lm"
+    special_tokens: tuple[str, ...] = ()
+    max_new_tokens = 64
+
+    @classmethod
+    def load_tokenizer(cls, source: str | Path) -> Any:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        missing = [t for t in cls.special_tokens if t not in tokenizer.get_vocab()]
+        if missing:  # a saved tokenizer has them already
+            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        return tokenizer
+
+    def special_token_ids(self) -> list[int]:
+        return self.tokenizer.convert_tokens_to_ids(list(self.special_tokens))
+
+    # ------------------------------------------------------------------------------------------- model
+    def _dtype(self) -> torch.dtype:
+        """Weights in bf16 on a bf16 GPU (an 8B model does not fit in fp32); fp32 on CPU, where the HF Trainer
+        autocasts to bf16 and LoRA wants fp32 master weights anyway."""
+        precision = self.config.train.precision
+        bf16 = torch.cuda.is_available() and precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float32
+
+    def _base(self, source: str) -> nn.Module:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=self._dtype())
+        self._resize(model)
+        model.generation_config.pad_token_id = self.tokenizer.eos_token_id
+        return model
+
+    def _resize(self, model: nn.Module) -> None:
+        """Rows for the added special tokens, drawn with a fixed seed: a saved adapter carries the trained input
+        rows, and an untied output head's new rows are then the same at every load."""
+        if model.get_input_embeddings().num_embeddings < len(self.tokenizer):
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
+
+    def build_lm(self) -> nn.Module:
+        """The causal LM to train: LoRA (with the special tokens' rows) when model.lora is set, else all weights."""
+        lora = self.config.model.lora
+        if use_unsloth(self.config.model.backend):
+            return self._build_unsloth()
+        model = self._base(resolve_model(self.config.model.name))
+        if lora is None:
+            return model
+        return peft_seam.add_causal_lm_lora(model, lora, self.special_token_ids())
+
+    def _build_unsloth(self) -> nn.Module:
+        model = peft_seam.load_unsloth_causal_lm(resolve_model(self.config.model.name), self._dtype(),
+                                                 self.config.data.max_length)
+        self._resize(model)
+        if self.config.model.lora is None:
+            return model
+        return peft_seam.add_unsloth_lora(model, self.config.model.lora, self.config.train.gradient_checkpointing)
+
+    def save_lm(self, lm: nn.Module, directory: Path) -> str:
+        """The adapter alone (LoRA) or the whole LM (full fine-tune), safetensors; returns which."""
+        if peft_seam.is_peft(lm):
+            # the new tokens' rows are in the adapter already; the resized embedding itself is the base's, re-made at load
+            peft_seam.save_adapter(lm, directory / ADAPTER_DIR, save_embedding_layers=False)
+            return "adapter"
+        lm.save_pretrained(directory / LM_DIR, safe_serialization=True)
+        return "lm"
+
+    def load_lm(self, directory: Path, weights: str) -> nn.Module:
+        if weights == "adapter":
+            return peft_seam.load_adapter(self._base(resolve_model(self.config.model.name)), directory / ADAPTER_DIR)
+        if not (directory / LM_DIR).is_dir():
+            raise FileNotFoundError(f"{directory} is no saved causal-LM model: {LM_DIR}/ is missing")
+        return self._base(str(directory / LM_DIR))
+
+    # ----------------------------------------------------------------------------------------- features
+    def window_tokens(self) -> int:
+        """Text tokens a window may hold: data.max_length less the generated tokens and the prompt's own."""
+        overhead = len(self.prompt_ids("")) + 2  # the prompt's specials and spaces, and a margin for merges
+        budget = self.config.data.max_length - self.max_new_tokens - overhead
+        if budget < 8:
+            raise ValueError(f"data.max_length {self.config.data.max_length} leaves {budget} text tokens after "
+                             f"{self.max_new_tokens} new tokens and the prompt; raise data.max_length")
+        return budget
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The prompt as a server tokenizes it (the tokenizer's own BOS included), so served completions match."""
+        return self.tokenizer(prompt)["input_ids"]
+
+    def features(self, prompt: str, completion: str) -> dict[str, Any]:
+        """input_ids = prompt + completion + eos; labels = the completion and eos (the prompt masked)."""
+        prompt_ids = self.prompt_ids(prompt)
+        target = self.tokenizer(completion, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return {"input_ids": prompt_ids + target, "labels": [IGNORE] * len(prompt_ids) + target,
+                "prompt_length": len(prompt_ids)}
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Prompt + completion padded right (the loss), and the prompts alone padded left (generation)."""
+        pad = self.tokenizer.pad_token_id
+        ids = [f["input_ids"] for f in features]
+        prompts = [f["input_ids"][: f["prompt_length"]] for f in features]
+        return {
+            "input_ids": pad_right(ids, pad),
+            "attention_mask": pad_right([[1] * len(i) for i in ids], 0),
+            "labels": pad_right([f["labels"] for f in features], IGNORE),
+            "prompt_ids": pad_left(prompts, pad),
+            "prompt_mask": pad_left([[1] * len(p) for p in prompts], 0),
+        }
+
+    def lm_loss(self, lm: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+        outputs = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        return outputs.loss, {"logits": outputs.logits}
+
+    def teacher_forced(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The model's own next token at every labelled position (given the gold prefix), IGNORE elsewhere: the
+        fast dev metric reads these as if generated."""
+        predicted = logits[:, :-1].argmax(-1)
+        target = labels[:, 1:]
+        return torch.where(target != IGNORE, predicted, torch.full_like(predicted, IGNORE))
+
+    @torch.no_grad()
+    def generate(self, lm: nn.Module, batch: dict[str, torch.Tensor], logits_processor: Any = None) -> torch.Tensor:
+        """Greedy new tokens for the batch's prompts (left padded, KV cache), up to and with the first eos;
+        IGNORE after it."""
+        from transformers import LogitsProcessorList
+
+        eos = self.tokenizer.eos_token_id
+        prompt = batch["prompt_ids"]
+        with peft_seam.adapter_merged(lm):
+            out = lm.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], max_new_tokens=self.max_new_tokens,
+                              do_sample=False, num_beams=1, pad_token_id=eos, eos_token_id=eos, use_cache=True,
+                              logits_processor=LogitsProcessorList([logits_processor] if logits_processor else []),
+                              temperature=None, top_p=None, top_k=None)
+        new = out[:, prompt.size(1):]
+        after_eos = (new == eos).long().cumsum(1) - (new == eos).long() > 0  # positions past the first eos
+        return new.masked_fill(after_eos, IGNORE)
+
+    def completion(self, row: Any) -> str:
+        """The text of a generated or teacher-forced row (IGNORE and special tokens dropped)."""
+        ids = [int(i) for i in row if int(i) != IGNORE]
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def merged(self, lm: nn.Module) -> nn.Module:
+        """A plain causal LM with the LoRA update and the trained token rows folded into its weights (a copy of
+        a full fine-tune as it is), for `ner-ray export --merge`: transformers and vLLM load it without PEFT."""
+        merged = peft_seam.merged_model(lm) if peft_seam.is_peft(lm) else lm
+        merged.generation_config.pad_token_id = self.tokenizer.eos_token_id
+        merged.generation_config.eos_token_id = self.tokenizer.eos_token_id
+        merged.generation_config.do_sample = False  # greedy, as evaluation decodes
+        for key in ("temperature", "top_p", "top_k"):
+            setattr(merged.generation_config, key, None)
+        return merged
