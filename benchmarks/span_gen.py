@@ -4,12 +4,13 @@ test F1 (untyped, strict, windows from the text alone), invalid / hallucination 
 teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
 settings with its CPU overrides).
 
-    python benchmarks/span_gen.py --corpus ncbi_disease --epochs 1 [--subsample 0.2] [--targets offsets mentions]
+    python benchmarks/span_gen.py --corpus ncbi_disease --epochs 2 --lr 3e-4 [--subsample 0.2] [--targets offsets mentions]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -27,8 +28,6 @@ RATES = ("invalid_rate", "hallucination_rate", "duplicate_rate", "truncated_rate
 
 def unconstrained_copy(model_dir: Path) -> Path:
     """The saved model's metadata with model.span_gen.constrained false, beside it (weights shared by symlink)."""
-    import json
-
     copy = model_dir.with_name(model_dir.name + "-unconstrained")
     copy.mkdir(exist_ok=True)
     for item in model_dir.iterdir():
@@ -51,6 +50,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="runs/bench_span_gen")
+    parser.add_argument("--reuse", action="store_true", help="a target already trained in --output-dir (its metrics.json and "
+                        "model/) is scored again, not retrained")
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir
     base = load_study(ROOT / "search_spaces" / "lora_span.yaml").resolve("lora_span")
@@ -63,8 +64,12 @@ def main() -> None:
             "train.batch_size": args.batch_size, "train.seed": args.seed, "train.output_dir": args.output_dir,
             "search": {}, "tune.searcher.points_to_evaluate": [], "tracking.enabled": False})
         name = f"{args.corpus}-{target}"
-        metrics = train_experiment(config, name, Path(args.output_dir))
         model_dir = Path(args.output_dir) / name / "model"
+        trained = model_dir.parent / "metrics.json"
+        if args.reuse and trained.is_file():
+            metrics = json.loads(trained.read_text())
+        else:
+            metrics = train_experiment(config, name, Path(args.output_dir))
         free = evaluate_model(unconstrained_copy(model_dir), args.corpus, "test")["test"]
         summary[target] = {
             "constrained": {"test_f1": metrics["test_f1"], "test_precision": metrics["test_precision"],

@@ -15,8 +15,10 @@ import pytest
 import torch
 from tiny_llama import build_tiny_llama
 
+from ner_ray.cli import main
 from ner_ray.config import StudyConfig
 from ner_ray.data.document import Document, Span
+from ner_ray.data.pubtator import write_pubtator
 from ner_ray.families.generative import IGNORE
 from ner_ray.inference.decode import predicted_documents
 from ner_ray.inference.encode import encode_documents
@@ -110,11 +112,16 @@ def test_a_model_that_copies_the_gold_scores_one_greedy_teacher_forced_and_saved
     assert scores["f1"] == 1.0 and scores["tp"] == 6
     assert "fast_f1" not in scores  # the model read the text alone: no gold, so nothing to teacher-force
     assert scores["invalid_rate"] == scores["hallucination_rate"] == scores["duplicate_rate"] == 0.0
-    save_model(model, family, tmp_path, "fp32")
-    loaded = load_model(tmp_path)
-    again, _ = evaluate(document_predictor(loaded.family, loaded.model, 4), gold, loaded.family.extra_metrics, typed=False)
-    assert again["f1"] == 1.0
-    assert json.loads((tmp_path / "ner_ray.json").read_text())["weights"] == "lm"
+    model_dir = tmp_path / "model"
+    save_model(model, family, model_dir, "fp32")
+    assert json.loads((model_dir / "ner_ray.json").read_text())["weights"] == "lm"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split in ("train", "test"):  # the sentences as a PubTator corpus, for `ner-ray evaluate`
+        write_pubtator(corpus / f"{split}.txt", [Document(str(9100 + i), d.text, d.spans) for i, d in enumerate(gold)])
+    assert main(["evaluate", str(model_dir), str(corpus), "--split", "test", "--out", str(tmp_path / "eval")]) == 0
+    evaluated = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert evaluated["test_f1"] == 1.0 and evaluated["test"]["tp"] == 6 and evaluated["test"]["per_type"].keys() == {"Entity"}
 
 
 def test_fast_decoding_alone_leaves_the_greedy_rows_empty(copier):

@@ -39,9 +39,10 @@ def score_documents(gold: Sequence[Document], predicted: Sequence[Document], typ
     when asked, and how many gold entities no predicted window held whole (`gold_crossing_windows`: misses by
     construction, from meta["windows"] of the predictions)."""
     gold, predicted = list(gold), list(predicted)
-    if types is not None:
+    if types is not None:  # untyped predictions carry no type to filter on: only the gold is restricted
         types = tuple(types)
-        gold, predicted = [only_types(d, types) for d in gold], [only_types(d, types) for d in predicted]
+        gold = [only_types(d, types) for d in gold]
+        predicted = [only_types(d, types) for d in predicted] if typed else predicted
     if not typed:
         gold, predicted = [untyped(d) for d in gold], [untyped(d) for d in predicted]
     scores: dict[str, Any] = evaluate_entities(gold, predicted)
