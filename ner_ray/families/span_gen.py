@@ -22,11 +22,11 @@ from ner_ray.data.chunking import Window, spans_to_document
 from ner_ray.data.document import Document, Span
 from ner_ray.data.span_grammar import gold_reachable, span_grammar
 from ner_ray.data.span_string import UNTYPED
-from ner_ray.data.span_targets import ParsedCompletion, format_completion, parse_completion
+from ner_ray.data.span_targets import RATE_GROUPS, ParsedCompletion, format_completion, parse_completion
 from ner_ray.data.tagging import spans_to_tags, tags_to_spans
 from ner_ray.families.base import Example
 from ner_ray.families.generative import IGNORE, CausalLmFamily
-from ner_ray.families.tagger import LabelSet
+from ner_ray.families.tagger import LabelSet, enable_checkpointing
 from ner_ray.metrics import count_entities, entity_scores
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ class TokenHeadModel(nn.Module):
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
         """HF Trainer's gradient checkpointing reaches the LM's layers (transformers >= 5.24 name)."""
-        enable = getattr(self.lm, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs=activation_checkpointing_kwargs, **options)
-        else:
-            self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+        enable_checkpointing(self.lm, activation_checkpointing_kwargs, **options)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **options)
@@ -220,9 +216,9 @@ class SpanGeneration(CausalLmFamily):
         alignment = sum((Counter(w.get("alignment", {})) for w in windows), Counter())
         items = sum(w.get("items", 0) for w in windows)
         metrics = {
-            "invalid_rate": rate(invalid, ("malformed", "reversed", "unknown_type"), items),
-            "hallucination_rate": rate(invalid, ("out_of_range", "hallucinated"), items),
-            "duplicate_rate": rate(invalid, ("duplicate",), items),
+            "invalid_rate": rate(invalid, RATE_GROUPS["invalid_output"], items),
+            "hallucination_rate": rate(invalid, RATE_GROUPS["hallucinated"], items),
+            "duplicate_rate": rate(invalid, RATE_GROUPS["duplicate"], items),
             "generated_items": float(items),
             # outputs cut by max_new_tokens (their last item dropped): raise model.span_gen.max_new_tokens if high
             "truncated_rate": sum(bool(w.get("truncated")) for w in windows) / len(windows) if windows else 0.0,

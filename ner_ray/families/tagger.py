@@ -93,15 +93,20 @@ class TaggerModel(nn.Module):
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
         """Called by HF Trainer when train.gradient_checkpointing is on (transformers >= 5.24 passes
         every_n_layers and offload as `options`); the encoder's layers recompute their activations."""
-        enable = getattr(self.encoder, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs=activation_checkpointing_kwargs, **options)
-        else:  # transformers before 5.24
-            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+        enable_checkpointing(self.encoder, activation_checkpointing_kwargs, **options)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
         """The older name of `activation_checkpointing_enable`."""
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **options)
+
+
+def enable_checkpointing(inner: nn.Module, kwargs: dict | None = None, **options: Any) -> None:
+    """Turn on activation checkpointing in the HF model a wrapper holds, under either transformers name."""
+    enable = getattr(inner, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs, **options)
+    else:  # transformers before 5.24
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def pack(values: torch.Tensor, mask: torch.Tensor, fill: float | int = 0) -> tuple[torch.Tensor, torch.Tensor]:
