@@ -5,9 +5,10 @@
   ner-ray config check FILE [key=value ...]
   ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
-  ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]
+  ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]   |   ner-ray evaluate --endpoint URL CORPUS
   ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
   ner-ray export MODEL_DIR --merge OUT
+  ner-ray serve MODEL_DIR|STUDY_DIR [--engine hf] [--host 127.0.0.1] [--port 8000] [--api-key KEY]   (= python -m ner_ray.serve)
   ner-ray report OUTPUT_DIR
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ner_ray.credentials import redact
 from ner_ray.errors import ConfigError, DataFormatError
+from ner_ray.serve import command as serve_command
 from ner_ray.tune import command as tune_command
 
 TARGETS = ("span-jsonl", "instruct-jsonl", "bio", "pubtator")
@@ -66,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune_command.add_arguments(commands.add_parser("tune", help="run a study on Ray Tune (ASHA + Optuna), logged to MLflow"))
     evaluate = commands.add_parser("evaluate", help="score a saved model (any family) on a corpus split: scores.json "
                                    "and predictions.pubtator")
-    evaluate.add_argument("model_dir", type=Path, help="a saved model folder (train.output_dir/<experiment>/model)")
-    evaluate.add_argument("corpus", help="a named corpus (bc5cdr, ncbi_disease, demo), a corpus file or a folder")
+    evaluate.add_argument("model_dir", type=Path, nargs="?", help="a saved model folder (train.output_dir/<experiment>/model); "
+                          "with --endpoint, give the corpus alone")
+    evaluate.add_argument("corpus", nargs="?", help="a named corpus (bc5cdr, ncbi_disease, demo), a corpus file or a folder")
+    evaluate.add_argument("--endpoint", metavar="URL", help="score through a running `ner-ray serve` at URL instead "
+                          "(the corpus is read here and posted; API key from $NER_RAY_API_KEY)")
     evaluate.add_argument("--split", default="test", help="the split to score (default: test)")
     evaluate.add_argument("--out", type=Path, help="where to write scores.json and predictions.pubtator "
                           "(default: MODEL_DIR/evaluations/<corpus>-<split>)")
@@ -85,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "LoRA merged, safetensors, tokenizer, generation config (transformers and vLLM load it)")
     export.add_argument("model_dir", type=Path, help="a saved model folder (a run's model/)")
     export.add_argument("--merge", type=Path, required=True, metavar="OUT", help="the new folder to write")
+    serve_command.add_arguments(commands.add_parser("serve", help="serve a saved model (or a study's best) with Ray Serve: "
+                                                    "OpenAI completions and chat, /v1/ner, /v1/ner/evaluate"))
     report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
@@ -113,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"merged model: {export_merged(args.model_dir, args.merge)}")
             return 0
+        if args.command == "serve":
+            return serve_command.run(args)
         if args.command == "report":
             from ner_ray.tune.study_report import write_report
 
@@ -203,6 +212,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ner_ray.artifacts import PREDICTIONS, SCORES
     from ner_ray.inference.evaluate import evaluate_model
 
+    if args.endpoint:
+        return _evaluate_endpoint(args)
+    if args.model_dir is None or args.corpus is None:
+        raise ValueError("ner-ray evaluate: give MODEL_DIR and CORPUS (or --endpoint URL and CORPUS)")
     out = args.out or args.model_dir / "evaluations" / f"{Path(args.corpus).name}-{args.split}"
     result = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
                             precision=args.precision, fmt=args.fmt, data_dir=args.data_dir)
@@ -212,6 +225,26 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"{args.corpus} {args.split}, types {', '.join(result['types'])}, {result['inference_precision']}; "
           f"{scores['gold_crossing_windows']} gold entities crossed a window boundary")
     print(f"scores: {out / SCORES}\npredictions: {out / PREDICTIONS}")
+    return 0
+
+
+def _evaluate_endpoint(args: argparse.Namespace) -> int:
+    from ner_ray.artifacts import SCORES, write_json
+    from ner_ray.serve.client import evaluate_endpoint
+
+    if args.corpus is not None:
+        raise ValueError(f"ner-ray evaluate --endpoint scores through the service's model: give the corpus alone, not "
+                         f"{args.model_dir} and {args.corpus}")
+    if args.model_dir is None:
+        raise ValueError("ner-ray evaluate --endpoint URL CORPUS: the corpus is missing")
+    corpus = str(args.model_dir)  # with --endpoint the one positional is the corpus
+    result = evaluate_endpoint(args.endpoint, corpus, args.split, args.types, args.fmt, args.data_dir)
+    scores = result[args.split]
+    print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}) on "
+          f"{scores['documents']} documents of {corpus} {args.split}, scored by {args.endpoint} ({result['model']}, "
+          f"{result['inference_precision']})")
+    if args.out:
+        print(f"scores: {write_json(args.out / SCORES, result)}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """Every name a study file can use, mapped to what it stands for: model families, corpus formats, named
-corpora and model aliases (and, with Serve, engines).
+corpora, model aliases and Serve engines.
 
 Entries are registered here as lazy "module:attr" strings, imported only on `get`, so that naming a
 component costs nothing until it is used and validating a study imports no torch. Adding a family,
@@ -162,3 +162,7 @@ MODELS.register("roberta-large", "ner_ray.families.models:ROBERTA_LARGE")
 MODELS.register("openbiollm-8b", "ner_ray.families.models:OPENBIOLLM_8B")
 MODELS.register("llama-3.2-3b-instruct", "ner_ray.families.models:LLAMA_32_3B_INSTRUCT")
 MODELS.register("llama-3.1-8b", "ner_ray.families.models:LLAMA_31_8B")
+
+# Serve engines (`serve.engine`, `ner-ray serve --engine`): classes following ner_ray.serve.engines.Engine.
+ENGINES: Registry[Any] = Registry("serve engine")
+ENGINES.register("hf", "ner_ray.serve.engines:HfEngine")

@@ -18,6 +18,7 @@ from ner_ray.config.schema import (
     SchedulerConfig,
     SearchDomain,
     SearcherConfig,
+    ServeConfig,
     StudyConfig,
     TrackingConfig,
     TrainConfig,
@@ -28,6 +29,6 @@ from ner_ray.config.study_file import Study, check_study, load_study
 __all__ = [
     "AugmentConfig", "DataConfig", "DeepSpeedConfig", "FusionConfig", "HeadConfig", "LoraConfig",
     "ModelConfig", "MultitaskConfig", "ResourcesConfig", "SchedulerConfig", "SearchDomain",
-    "SearcherConfig", "Study", "StudyConfig", "TrackingConfig", "TrainConfig",
+    "SearcherConfig", "ServeConfig", "Study", "StudyConfig", "TrackingConfig", "TrainConfig",
     "TuneConfig", "check_study", "load_study",
 ]

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from ner_ray.config import diagnostics, keys
 from ner_ray.errors import nearest
-from ner_ray.registry import FAMILIES, FORMATS, Registry
+from ner_ray.registry import ENGINES, FAMILIES, FORMATS, Registry
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -50,6 +50,7 @@ def _registered(registry: Registry, extra: tuple[str, ...] = ()):
 FamilyName = Annotated[str, _registered(FAMILIES)]
 CAUSAL_LM_FAMILIES = ("span_gen",)  # families that read model.backend
 FormatName = Annotated[str, _registered(FORMATS, ("auto",))]
+EngineName = Annotated[str, _registered(ENGINES)]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -340,6 +341,26 @@ class TrackingConfig(Block):
     experiment_name: str | None = Field(None, description="MLflow experiment; null: the study name")
 
 
+# ---------------------------------------------------------------------------------------------- serve
+class ServeConfig(Block):
+    """`ner-ray serve`: where the service listens, its engine, how it batches, and the limits of one request
+    (a request past one gets a 4xx naming it). Flags of `ner-ray serve` override these; the API key is never
+    a config value (--api-key or $NER_RAY_API_KEY)."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="address the HTTP proxy binds (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port")
+    engine: EngineName = Field("hf", description="inference engine (ner_ray.registry.ENGINES): hf (transformers in process)")
+    max_batch_size: int = Field(16, ge=1, description="prompts one engine call generates together (@serve.batch)")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill before it runs")
+    threads: int | None = Field(None, ge=1, description="torch threads of the replica; null: every CPU of its node")
+    max_ongoing_requests: int = Field(128, ge=1, description="requests a replica holds at once (queued ones included); "
+                                      "keep it above max_batch_size so batches can fill")
+    max_prompt_chars: int = Field(32768, ge=1, description="longest prompt, chat conversation or text accepted")
+    max_tokens: int = Field(1024, ge=1, description="largest max_tokens a completion may ask for")
+    max_items: int = Field(256, ge=1, description="most prompts or texts in one request")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
+
+
 # ---------------------------------------------------------------------------------------------- study
 class StudyConfig(Block):
     """One fully resolved experiment (or a study's global defaults)."""
@@ -353,6 +374,7 @@ class StudyConfig(Block):
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Ray Tune: metric, trials, scheduler, searcher")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Ray Train workers and their resources")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="ner-ray serve: address, engine, batching, limits")
 
     @field_validator("name")
     @classmethod

@@ -49,6 +49,7 @@ class Family(Protocol):
     sentence_windows: bool  # True: one example per sentence (a sentence-level task needs it)
     predicts_relations: bool  # True: `relations` can return some, and relation F1 is scored
     typed_spans: bool  # False: the spans carry no type, and every F1 is scored as if all types were one
+    generates_text: bool  # True: a causal LM (generative.CausalLmFamily), which Serve's completion routes use
     metric_names: tuple[str, ...]  # what `extra_metrics` returns (dev_<name> in the reports; a tune.metric may name one)
 
     @classmethod
@@ -118,6 +119,7 @@ class FamilyBase:
     """Defaults every family shares; a family overrides what it does differently."""
 
     name = "family"
+    generates_text = False  # True: a causal LM (ner_ray.families.generative), servable as OpenAI completions
     sentence_windows = False
     predicts_relations = False
     typed_spans = True

@@ -50,6 +50,7 @@ class CausalLmFamily(FamilyBase):
     """What the generative families share; a subclass sets `special_tokens` and writes prompts and completions."""
 
     name = "causal_lm"
+    generates_text = True  # Serve's /v1/completions and /v1/chat/completions answer with it
     special_tokens: tuple[str, ...] = ()
     max_new_tokens = 64
 
@@ -172,21 +173,37 @@ class CausalLmFamily(FamilyBase):
         return torch.where(target != IGNORE, predicted, torch.full_like(predicted, IGNORE))
 
     @torch.no_grad()
-    def generate(self, lm: nn.Module, batch: dict[str, torch.Tensor], logits_processor: Any = None) -> torch.Tensor:
-        """Greedy new tokens for the batch's prompts (left padded, KV cache), up to and with the first eos;
-        IGNORE after it."""
+    def generate(self, lm: nn.Module, batch: dict[str, torch.Tensor], logits_processor: Any = None,
+                 max_new_tokens: int | None = None, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
+        """New tokens for the batch's prompts (left padded, KV cache), up to and with the first eos; IGNORE after
+        it. Greedy (what evaluation uses) unless `temperature` > 0 (sampling, for a served request asking for it)."""
         from transformers import LogitsProcessorList
 
         eos = self.tokenizer.eos_token_id
         prompt = batch["prompt_ids"]
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None} if temperature > 0 else \
+            {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         with peft_seam.adapter_merged(lm):
-            out = lm.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], max_new_tokens=self.max_new_tokens,
-                              do_sample=False, num_beams=1, pad_token_id=eos, eos_token_id=eos, use_cache=True,
+            out = lm.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], num_beams=1, pad_token_id=eos,
+                              max_new_tokens=max_new_tokens or self.max_new_tokens, eos_token_id=eos, use_cache=True,
                               logits_processor=LogitsProcessorList([logits_processor] if logits_processor else []),
-                              temperature=None, top_p=None, top_k=None)
+                              **sampling)
         new = out[:, prompt.size(1):]
         after_eos = (new == eos).long().cumsum(1) - (new == eos).long() > 0  # positions past the first eos
         return new.masked_fill(after_eos, IGNORE)
+
+    # ------------------------------------------------------------------------------------------- serving
+    def causal_lm(self, model: nn.Module) -> nn.Module:
+        """The causal LM inside a model this family built (the model itself unless a subclass wraps it)."""
+        return model
+
+    def prompt_grammar(self, prompt: str) -> str | None:
+        """The grammar a served completion of `prompt` is decoded under, as evaluation decodes it; None: free text."""
+        return None
+
+    def grammar_processor(self, lm: nn.Module, grammars: list[str]) -> Any:
+        """A logits processor holding row i of a generate call to `grammars[i]` (a family with grammars builds it)."""
+        raise NotImplementedError(f"family {self.name} decodes free text: it has no grammars")
 
     def completion(self, row: Any) -> str:
         """The text of a generated or teacher-forced row (IGNORE and special tokens dropped)."""

@@ -156,20 +156,35 @@ class SpanGeneration(CausalLmFamily):
             lm = lm_of(model)
             processor = None
             if self.constrained:
-                grammars = [span_grammar(text, self.target, self.typed, self.types) for text in batch["texts"]]
-                processor = self.constraint(lm).logits_processor(grammars)
+                processor = self.grammar_processor(lm, [self.grammar(text) for text in batch["texts"]])
             rows = (fast, self.generate(lm, batch, processor))
         if self.token_head:
             tags = outputs["tags"].argmax(-1)
             rows += (torch.where(batch["bio"] != IGNORE, tags, torch.full_like(tags, IGNORE)),)
         return rows
 
-    def constraint(self, lm: nn.Module) -> Any:
+    def grammar(self, text: str) -> str:
+        return span_grammar(text, self.target, self.typed, self.types)
+
+    def grammar_processor(self, lm: nn.Module, grammars: list[str]) -> Any:
         if self._constraint is None:
             from ner_ray.families.constrained import SpanConstraint
 
             self._constraint = SpanConstraint(self.tokenizer, lm.config.vocab_size)  # rows of the resized embedding
-        return self._constraint
+        return self._constraint.logits_processor(grammars)
+
+    # ------------------------------------------------------------------------------------------- serving
+    def causal_lm(self, model: nn.Module) -> nn.Module:
+        return lm_of(model)
+
+    def prompt_grammar(self, prompt: str) -> str | None:
+        """A served prompt written as this family writes them (`"<NER> {sentence} <TAG>"`, the seed client's) is
+        decoded under the sentence's grammar when model.span_gen.constrained, as evaluation decodes; else free."""
+        head, tail = f"{NER} ", f" {TAG}"
+        if not self.constrained or not (prompt.startswith(head) and prompt.endswith(tail)) or len(prompt) < len(head + tail):
+            return None
+        text = prompt[len(head):-len(tail)]
+        return self.grammar(text) if self.prompt(text) == prompt else None
 
     def head_spans(self, example: Example, row: Any) -> list[Span]:
         """The token head's B/I/O chunks, in sentence offsets."""

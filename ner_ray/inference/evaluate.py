@@ -118,25 +118,34 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
                    types: list[str] | None = None, batch_size: int | None = None, precision: str | None = None,
                    fmt: str | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Scores of the model saved in `model_dir` on `split` of `corpus` (a named corpus or a path; `fmt`,
-    `data_dir` as for load_corpus), on `types` or else the types the corpus annotates, at the precision the
-    model trained in (or `precision`): {model, family, corpus, split, types, inference_precision, <split>_f1,
-    <split>_precision, <split>_recall, <split>: the scores, as metrics.json's `test` block}. With `out`,
-    writes it as scores.json, and predictions.pubtator, there."""
+    `data_dir` as for load_corpus), as `score_model` gives them. With `out`, writes them as scores.json, and
+    predictions.pubtator, there."""
     from ner_ray.inference.model_files import load_model
-    from ner_ray.inference.predict import document_predictor
 
     loaded = load_model(model_dir)
-    family = loaded.family
-    documents, annotated = corpus_documents(corpus, split, family.config.data.merge_types, fmt, data_dir)
-    scored = tuple(types) if types is not None else annotated
-    used = precision or loaded.precision
-    predict = document_predictor(family, loaded.model, batch_size, used)
-    scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations,
-                                 family.typed_spans)
-    result = {"model": str(model_dir), "family": family.name, "corpus": corpus, "split": split, "types": list(scored),
-              "inference_precision": used, **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")},
-              split: scores}
+    documents, annotated = corpus_documents(corpus, split, loaded.family.config.data.merge_types, fmt, data_dir)
+    result, predicted = score_model(loaded, documents, types if types is not None else annotated, corpus, split,
+                                    batch_size, precision)
+    result = {"model": str(model_dir), **result}
     if out is not None:
         write_json(Path(out) / SCORES, result)
         write_text_atomic(Path(out) / PREDICTIONS, format_pubtator(predicted))
     return result
+
+
+def score_model(loaded: Any, documents: Sequence[Document], types: Iterable[str], corpus: str, split: str,
+                batch_size: int | None = None, precision: str | None = None) -> tuple[dict[str, Any], list[Document]]:
+    """A loaded model (`model_files.LoadedModel`) scored on gold `documents` of `split` of `corpus` (names for the
+    record) on `types`, at the precision it trained in (or `precision`): ({family, corpus, split, types,
+    inference_precision, <split>_f1, <split>_precision, <split>_recall, <split>: the scores, as metrics.json's
+    `test` block}, the predicted documents). `ner-ray evaluate` and Serve's /v1/ner/evaluate both call this."""
+    from ner_ray.inference.predict import document_predictor
+
+    family, scored = loaded.family, tuple(types)
+    used = precision or loaded.precision
+    predict = document_predictor(family, loaded.model, batch_size, used)
+    scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations,
+                                 family.typed_spans)
+    result = {"family": family.name, "corpus": corpus, "split": split, "types": list(scored), "inference_precision": used,
+              **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")}, split: scores}
+    return result, predicted

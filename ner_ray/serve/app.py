@@ -1,0 +1,251 @@
+"""The Ray Serve application: one deployment with our own FastAPI ingress in front of an engine (serve/engines.py).
+
+Routes: GET /health, GET /v1/models, GET /v1/stats, POST /v1/completions and /v1/chat/completions (OpenAI's
+schemas; a causal-LM model), POST /v1/ner (texts → spans, every family), POST /v1/ner/evaluate (a corpus split or
+gold documents → `ner-ray evaluate`'s scores JSON). Completion prompts from concurrent requests are generated
+together (`@serve.batch`, serve.max_batch_size / serve.batch_wait_timeout_s). With an API key every route but
+/health needs `Authorization: Bearer <key>`; the replica holds only the key's SHA-256.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, run_dir
+from ner_ray.config import ServeConfig
+from ner_ray.data.document import Document, Span
+from ner_ray.serve.engines import Completion, Generation, Prompt
+from ner_ray.serve.protocol import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    EvaluateRequest,
+    NerRequest,
+    check_items,
+    check_max_tokens,
+    parse_body,
+)
+
+COMPLETION_DEFAULT_TOKENS = 16  # OpenAI's default max_tokens for /v1/completions
+
+api = FastAPI(title="ner_ray", description="biomedical NER models behind OpenAI-compatible routes")
+
+
+@api.exception_handler(ApiError)
+async def _refused(_: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def served_model(path: str | Path) -> tuple[Path, str]:
+    """(the model folder, its served id) of a saved model folder, or of a study folder (its best trial's model)."""
+    path = Path(path)
+    if (path / MODEL_META).is_file():
+        return path, path.parent.name if path.name == MODEL_DIR else path.name
+    if (path / RESULTS).is_file():
+        results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
+        best = results.get("best") or {}
+        if not best:
+            raise FileNotFoundError(f"{path / RESULTS}: no trial completed with {results.get('metric')}, so no model to serve")
+        exported = run_dir(path, best["experiment"]) / MODEL_DIR
+        model = exported if (exported / MODEL_META).is_file() else Path(best.get("model_path") or exported)
+        if not (model / MODEL_META).is_file():
+            raise FileNotFoundError(f"{path}: the best trial's model ({model}) is not on disk")
+        return model, f"{results.get('study', path.name)}:{best['experiment']}"
+    raise FileNotFoundError(f"{path} is neither a saved ner_ray model ({MODEL_META}) nor a study folder ({RESULTS})")
+
+
+def gold_document(document: Any, index: int) -> Document:
+    """A request's gold document; a span outside its text is a 400 naming it."""
+    for j, span in enumerate(document.spans):
+        if not span.start < span.end <= len(document.text):
+            raise ApiError(400, f"documents.{index}.spans.{j}: [{span.start}, {span.end}) is not inside the text "
+                           f"({len(document.text)} characters)", f"documents.{index}.spans.{j}")
+    return Document(document.id, document.text, [Span(s.start, s.end, s.type) for s in document.spans])
+
+
+def stopped(completion: Completion, stops: list[str] | None) -> tuple[str, str]:
+    """(the text cut before the first stop string, the finish reason)."""
+    cuts = [completion.text.find(s) for s in stops or () if s in completion.text]
+    return (completion.text[: min(cuts)], "stop") if cuts else (completion.text, completion.finish_reason)
+
+
+def usage(done: list[Completion]) -> dict[str, int]:
+    prompt, completion = sum(c.prompt_tokens for c in done), sum(c.completion_tokens for c in done)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+# Serve ships the class to its replicas by value: every helper it calls is defined above it.
+@serve.deployment(name="ner_ray")
+@serve.ingress(api)
+class NerService:
+    """One engine serving one model; the routes below."""
+
+    def __init__(self, model_dir: str, model_id: str, settings: ServeConfig, key_sha256: str | None = None):
+        import os
+
+        import torch
+
+        from ner_ray.registry import ENGINES
+
+        torch.set_num_threads(settings.threads or os.cpu_count() or 1)  # Ray gives an actor one thread unless told
+        self.engine = ENGINES.get(settings.engine)(model_dir)
+        self.model_id, self.settings, self.key_sha256 = model_id, settings, key_sha256
+        self.created = int(time.time())
+        self._generate_batch.set_max_batch_size(settings.max_batch_size)
+        self._generate_batch.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+
+    # ------------------------------------------------------------------------------------------ checks
+    def _authorize(self, request: Request) -> None:
+        if self.key_sha256 is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(key_digest(token.strip()), self.key_sha256):
+            raise ApiError(401, "missing or wrong API key: send Authorization: Bearer <key>", kind="authentication_error")
+
+    async def _body(self, request: Request, schema: type) -> Any:
+        self._authorize(request)
+        # the whole body is read (a client still sending when refused sees a reset, not the 413) but not kept past the limit
+        kept, size = bytearray(), 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= self.settings.max_body_bytes:
+                kept += chunk
+        if size > self.settings.max_body_bytes:
+            raise ApiError(413, f"request body of {size} bytes is over the limit serve.max_body_bytes={self.settings.max_body_bytes}")
+        return parse_body(bytes(kept), schema, self.settings)
+
+    def _model(self, requested: str | None) -> str:
+        if requested not in (None, self.model_id):
+            raise ApiError(404, f"unknown model {requested!r}; this service serves {self.model_id!r} (GET /v1/models)",
+                           "model", "not_found_error")
+        return self.model_id
+
+    def _generating(self) -> None:
+        if not self.engine.generates_text:
+            raise ApiError(400, f"model {self.model_id!r} (family {self.engine.family.name}) tags tokens and writes no "
+                           "text: use POST /v1/ner", "model")
+
+    def _fits(self, prompts: list[Prompt], settings: Generation, field: str) -> None:
+        """400 for a prompt with no tokens, or one whose tokens and max_tokens overrun the model's context."""
+        for i, prompt in enumerate(prompts):
+            if not prompt.ids:
+                raise ApiError(400, f"{field} {i} is empty after tokenisation: give it some text", field)
+            context = self.engine.context
+            if context is not None and len(prompt.ids) + settings.max_tokens > context:
+                raise ApiError(400, f"{field} {i} has {len(prompt.ids)} tokens; with max_tokens {settings.max_tokens} "
+                               f"that is over the model's context of {context} tokens", field)
+
+    # ------------------------------------------------------------------------------------------ routes
+    @api.get("/health")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/v1/models")
+    async def models(self, request: Request) -> dict[str, Any]:
+        self._authorize(request)
+        card = {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "ner_ray",
+                "family": self.engine.family.name, "engine": self.engine.name, "generates_text": self.engine.generates_text}
+        return {"object": "list", "data": [card]}
+
+    @api.get("/v1/stats")
+    async def stats(self, request: Request) -> dict[str, Any]:
+        """Engine calls so far: fewer than the requests when concurrent prompts were batched."""
+        self._authorize(request)
+        return {"engine_calls": self.engine.calls, "max_batch_size": self.settings.max_batch_size}
+
+    @api.post("/v1/completions")
+    async def completions(self, request: Request) -> dict[str, Any]:
+        body: CompletionRequest = await self._body(request, CompletionRequest)
+        model = self._model(body.model)
+        self._generating()
+        check_items(body.prompts, "prompt", self.settings)
+        settings = self._generation(body, COMPLETION_DEFAULT_TOKENS)
+        prompts = [self.engine.encode_prompt(p) for p in body.prompts]
+        self._fits(prompts, settings, "prompt")
+        done = await asyncio.gather(*(self._generate_batch((p, settings)) for p in prompts))
+        choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
+                   for i, (text, reason) in enumerate(stopped(c, body.stop) for c in done)]
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model,
+                "choices": choices, "usage": usage(done)}
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request) -> dict[str, Any]:
+        body: ChatRequest = await self._body(request, ChatRequest)
+        model = self._model(body.model)
+        self._generating()
+        check_items([m.content for m in body.messages], "messages", self.settings)
+        check_items(["".join(m.content for m in body.messages)], "messages", self.settings)
+        settings = self._generation(body, self.settings.max_tokens, body.max_completion_tokens)
+        try:
+            prompt = self.engine.encode_chat([m.model_dump() for m in body.messages])
+        except ValueError as error:
+            raise ApiError(400, str(error), "messages") from None
+        self._fits([prompt], settings, "messages")
+        done = await self._generate_batch((prompt, settings))
+        text, reason = stopped(done, body.stop)
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "logprobs": None, "finish_reason": reason}], "usage": usage([done])}
+
+    @api.post("/v1/ner")
+    async def ner(self, request: Request) -> dict[str, Any]:
+        body: NerRequest = await self._body(request, NerRequest)
+        model = self._model(body.model)
+        check_items(body.texts, "texts", self.settings)
+        documents = [Document(f"text-{i}", text) for i, text in enumerate(body.texts)]
+        tagged = await asyncio.to_thread(self.engine.tag, documents)
+        results = [{"index": i, "spans": [{"start": s.start, "end": s.end, "type": s.type, "text": d.mention(s)}
+                                          for s in d.spans]} for i, d in enumerate(tagged)]
+        return {"model": model, "results": results}
+
+    @api.post("/v1/ner/evaluate")
+    async def evaluate(self, request: Request) -> dict[str, Any]:
+        body: EvaluateRequest = await self._body(request, EvaluateRequest)
+        self._model(body.model)
+        documents = None
+        if body.documents is not None:
+            check_items([d.text for d in body.documents], "documents", self.settings)
+            documents = [gold_document(d, i) for i, d in enumerate(body.documents)]
+        try:
+            return await asyncio.to_thread(self.engine.evaluate, documents, body.corpus or "request", body.split, body.types)
+        except (ValueError, FileNotFoundError) as error:  # an unknown corpus, split or type: the caller's to fix
+            raise ApiError(400, str(error), "corpus") from None
+
+    # ------------------------------------------------------------------------------------------ batching
+    def _generation(self, body: Any, default: int, override: int | None = None) -> Generation:
+        tokens = check_max_tokens(override or body.max_tokens, self.settings, default)
+        return Generation(tokens, body.temperature, body.top_p, body.seed)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)  # reset from serve.* in __init__
+    async def _generate_batch(self, jobs: list[tuple[Prompt, Generation]]) -> list[Completion]:
+        """Prompts of concurrent requests in one engine call per generation setting."""
+        groups: dict[Generation, list[int]] = defaultdict(list)
+        for i, (_, settings) in enumerate(jobs):
+            groups[settings].append(i)
+        results: dict[int, Completion] = {}
+        for settings, rows in groups.items():
+            done = await asyncio.to_thread(self.engine.generate, [jobs[i][0] for i in rows], settings)
+            results.update(zip(rows, done))
+        return [results[i] for i in range(len(jobs))]
+
+
+def build_app(path: str | Path, settings: ServeConfig, api_key: str | None = None) -> Any:
+    """The Serve application for a model or study folder (`serve.run` it, after `serve.start` with the address)."""
+    model_dir, model_id = served_model(path)
+    return NerService.options(max_ongoing_requests=settings.max_ongoing_requests,
+                              ray_actor_options={"num_cpus": settings.threads or 1}).bind(
+        str(model_dir), model_id, settings, key_digest(api_key) if api_key else None)

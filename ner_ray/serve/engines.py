@@ -1,0 +1,146 @@
+"""Serve's inference engines (registered in ner_ray.registry.ENGINES, imported lazily): what runs the model behind
+the routes. `hf` runs a saved ner_ray model of any family in process with transformers: batched greedy (or sampled)
+generation for a causal LM, left padded with the KV cache, decoded under the family's grammar when the prompt is
+the family's own; tagging and scoring through ner_ray.inference, so /v1/ner/evaluate gives `ner-ray evaluate`'s
+numbers. One engine call runs at a time (torch uses every core already); Serve's batching fills the calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ner_ray.data.document import Document
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How one prompt is completed; prompts with the same settings share an engine call."""
+
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt's tokens, and the grammar its completion is decoded under (None: free text)."""
+
+    ids: tuple[int, ...]
+    grammar: str | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (eos or a stop string) or "length" (max_tokens reached)
+
+
+class Engine(Protocol):
+    """An engine serves one saved model: `Engine(model_dir)`."""
+
+    name: str
+    generates_text: bool
+    context: int | None  # the most tokens a prompt and its completion may hold together (None: no known limit)
+    calls: int  # engine calls so far (generate batches, tag and evaluate requests): batching shows here
+
+    def encode_prompt(self, prompt: str) -> Prompt: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> Prompt: ...
+
+    def generate(self, prompts: list[Prompt], settings: Generation) -> list[Completion]: ...
+
+    def tag(self, documents: list[Document]) -> list[Document]: ...
+
+    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
+                 types: list[str] | None) -> dict[str, Any]: ...
+
+
+class HfEngine:
+    """transformers in process, on CPU (or the GPU the model was loaded to), at the precision the model trained in."""
+
+    name = "hf"
+
+    def __init__(self, model_dir: str | Path):
+        from ner_ray.inference.model_files import load_model
+
+        self.model_dir = Path(model_dir)
+        self.loaded = load_model(model_dir)
+        self.family = self.loaded.family
+        self.generates_text = bool(self.family.generates_text)
+        lm = self.family.causal_lm(self.loaded.model) if self.generates_text else None
+        self.context = getattr(getattr(lm, "config", None), "max_position_embeddings", None)  # prompt + new tokens
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------- generation
+    def encode_prompt(self, prompt: str) -> Prompt:
+        """A completion prompt's tokens as training tokenized prompts (the tokenizer's BOS included), and the family's
+        grammar for it (a span_gen prompt of the family's own form is decoded as evaluation decodes it)."""
+        return Prompt(tuple(self.family.prompt_ids(prompt)), self.family.prompt_grammar(prompt))
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> Prompt:
+        """A conversation rendered with the model's chat template, ready for the assistant's turn."""
+        tokenizer = self.family.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"model {self.model_dir.name} has no chat template: use /v1/completions")
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return Prompt(tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+    def generate(self, prompts: list[Prompt], settings: Generation) -> list[Completion]:
+        """Completions in prompt order: one batched generate call for the free prompts, one for the constrained."""
+        import torch
+
+        from ner_ray.families.generative import IGNORE, pad_left
+        from ner_ray.inference.predict import autocast
+
+        family, lm = self.family, self.family.causal_lm(self.loaded.model)
+        eos, pad = family.tokenizer.eos_token_id, family.tokenizer.pad_token_id
+        results: dict[int, Completion] = {}
+        device = next(lm.parameters()).device
+        with self._lock:
+            self.calls += 1
+            for constrained in (False, True):
+                rows = [i for i, p in enumerate(prompts) if (p.grammar is not None) == constrained]
+                if not rows:
+                    continue
+                ids = [list(prompts[i].ids) for i in rows]
+                batch = {"prompt_ids": pad_left(ids, pad).to(device), "prompt_mask": pad_left([[1] * len(p) for p in ids], 0).to(device)}
+                processor = family.grammar_processor(lm, [prompts[i].grammar for i in rows]) if constrained else None
+                if settings.seed is not None:
+                    torch.manual_seed(settings.seed)
+                with torch.no_grad(), autocast(self.loaded.precision, device.type):
+                    out = family.generate(lm, batch, processor, settings.max_tokens, settings.temperature, settings.top_p)
+                for i, row in zip(rows, out.tolist()):
+                    new = [t for t in row if t != IGNORE]
+                    results[i] = Completion(family.completion(new), len(prompts[i].ids), len(new),
+                                            "stop" if eos in new else "length")
+        return [results[i] for i in range(len(prompts))]
+
+    # ------------------------------------------------------------------------------------ tagging, scoring
+    def tag(self, documents: list[Document]) -> list[Document]:
+        from ner_ray.inference.predict import predict_documents
+
+        with self._lock:
+            self.calls += 1
+            return predict_documents(self.loaded, documents)
+
+    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
+                 types: list[str] | None) -> dict[str, Any]:
+        """`ner-ray evaluate`'s scores JSON for a corpus split (documents None) or the given gold documents."""
+        from ner_ray.inference.evaluate import corpus_documents, score_model
+
+        annotated: tuple[str, ...] = ()
+        if documents is None:
+            documents, annotated = corpus_documents(corpus, split, self.family.config.data.merge_types)
+        else:
+            annotated = tuple(sorted({s.type for d in documents for s in d.spans}))
+        with self._lock:
+            self.calls += 1
+            result, _ = score_model(self.loaded, documents, types if types is not None else annotated, corpus, split)
+        return {"model": str(self.model_dir), **result}
