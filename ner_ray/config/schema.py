@@ -50,7 +50,7 @@ def _registered(registry: Registry, extra: tuple[str, ...] = ()):
 FamilyName = Annotated[str, _registered(FAMILIES)]
 CAUSAL_LM_FAMILIES = ("span_gen",)  # families that read model.backend
 FormatName = Annotated[str, _registered(FORMATS, ("auto",))]
-EngineName = Annotated[str, _registered(ENGINES)]
+EngineName = Annotated[str, _registered(ENGINES, ("auto",))]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -349,7 +349,8 @@ class ServeConfig(Block):
 
     host: str = Field("127.0.0.1", min_length=1, description="address the HTTP proxy binds (0.0.0.0: every interface)")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port")
-    engine: EngineName = Field("hf", description="inference engine (ner_ray.registry.ENGINES): hf (transformers in process)")
+    engine: EngineName = Field("auto", description="inference engine (ner_ray.registry.ENGINES): hf (transformers in process), "
+                               "vllm (causal LMs), or auto: vllm for a causal LM where vLLM is installed, else hf")
     max_batch_size: int = Field(16, ge=1, description="prompts one engine call generates together (@serve.batch)")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill before it runs")
     threads: int | None = Field(None, ge=1, description="torch threads of the replica; null: every CPU of its node")

@@ -201,6 +201,17 @@ class CausalLmFamily(FamilyBase):
         """The grammar a served completion of `prompt` is decoded under, as evaluation decodes it; None: free text."""
         return None
 
+    def example_prompt(self, example: Any) -> tuple[list[int], str | None]:
+        """An inference example's prompt tokens, and the grammar its completion is decoded under (None: free text),
+        for an engine that generates outside `decode` (vLLM)."""
+        features = example.features
+        return features["input_ids"][: features["prompt_length"]], None
+
+    def generated_row(self, ids: list[int]) -> Any:
+        """The row `decode` gives for an example whose completion another engine generated (`ids`, with the eos
+        where it stopped), so `spans`, `window_info` and `extra_metrics` read it as they read their own."""
+        return (torch.tensor([IGNORE]), torch.tensor(ids or [IGNORE]))
+
     def grammar_processor(self, lm: nn.Module, grammars: list[str]) -> Any:
         """A logits processor holding row i of a generate call to `grammars[i]` (a family with grammars builds it)."""
         raise NotImplementedError(f"family {self.name} decodes free text: it has no grammars")

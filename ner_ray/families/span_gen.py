@@ -177,6 +177,15 @@ class SpanGeneration(CausalLmFamily):
     def causal_lm(self, model: nn.Module) -> nn.Module:
         return lm_of(model)
 
+    def example_prompt(self, example: Example) -> tuple[list[int], str | None]:
+        ids, _ = super().example_prompt(example)
+        return ids, self.grammar(example.window.text) if self.constrained else None
+
+    def generated_row(self, ids: list[int]) -> tuple[torch.Tensor, ...]:
+        """As `decode`'s rows; the token head's tags are not computed by another engine (its fast_f1 then reads none)."""
+        row = super().generated_row(ids)
+        return row + (torch.tensor([IGNORE]),) if self.token_head else row
+
     def prompt_grammar(self, prompt: str) -> str | None:
         """A served prompt written as this family writes them (`"<NER> {sentence} <TAG>"`, the seed client's) is
         decoded under the sentence's grammar when model.span_gen.constrained, as evaluation decodes; else free."""
@@ -190,7 +199,8 @@ class SpanGeneration(CausalLmFamily):
         """The token head's B/I/O chunks, in sentence offsets."""
         offsets = example.decoding["offsets"]
         ids = [int(i) for i in list(row[2])[: len(offsets)]]
-        return tags_to_spans(offsets, [self.labels.tag(i) for i in ids] + [None] * (len(offsets) - len(ids)))
+        tags = [None if i == IGNORE else self.labels.tag(i) for i in ids]
+        return tags_to_spans(offsets, tags + [None] * (len(offsets) - len(ids)))
 
     # ------------------------------------------------------------------------------------------ reading rows
     def parse(self, example: Example, ids: Any) -> ParsedCompletion:

@@ -136,16 +136,23 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
 def score_model(loaded: Any, documents: Sequence[Document], types: Iterable[str], corpus: str, split: str,
                 batch_size: int | None = None, precision: str | None = None) -> tuple[dict[str, Any], list[Document]]:
     """A loaded model (`model_files.LoadedModel`) scored on gold `documents` of `split` of `corpus` (names for the
-    record) on `types`, at the precision it trained in (or `precision`): ({family, corpus, split, types,
-    inference_precision, <split>_f1, <split>_precision, <split>_recall, <split>: the scores, as metrics.json's
-    `test` block}, the predicted documents). `ner-ray evaluate` and Serve's /v1/ner/evaluate both call this."""
+    record) on `types`, at the precision it trained in (or `precision`), as `score_predictions` gives it.
+    `ner-ray evaluate` and Serve's /v1/ner/evaluate (hf engine) both call this."""
     from ner_ray.inference.predict import document_predictor
 
-    family, scored = loaded.family, tuple(types)
     used = precision or loaded.precision
-    predict = document_predictor(family, loaded.model, batch_size, used)
+    predict = document_predictor(loaded.family, loaded.model, batch_size, used)
+    return score_predictions(loaded.family, predict, documents, types, corpus, split, used)
+
+
+def score_predictions(family: Any, predict: Predict, documents: Sequence[Document], types: Iterable[str], corpus: str,
+                      split: str, precision: str) -> tuple[dict[str, Any], list[Document]]:
+    """`predict` (a family's model, however it runs) scored on gold `documents`: ({family, corpus, split, types,
+    inference_precision, <split>_f1, <split>_precision, <split>_recall, <split>: the scores, as metrics.json's `test`
+    block}, the predicted documents)."""
+    scored = tuple(types)
     scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations,
                                  family.typed_spans)
-    result = {"family": family.name, "corpus": corpus, "split": split, "types": list(scored), "inference_precision": used,
+    result = {"family": family.name, "corpus": corpus, "split": split, "types": list(scored), "inference_precision": precision,
               **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")}, split: scores}
     return result, predicted

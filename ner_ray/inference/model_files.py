@@ -41,8 +41,9 @@ class LoadedModel:
         return self.meta.get("precision", "fp32")
 
 
-def load_model(directory: str | Path) -> LoadedModel:
-    """The model `save_model` wrote in `directory`."""
+def load_family(directory: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(the family, the metadata) of the model `save_model` wrote in `directory`, its weights not loaded (an engine
+    that loads them itself, vLLM, needs the family's tokenizer, prompts and decoding only)."""
     directory = Path(directory)
     meta = read_model_meta(directory)
     family_cls = FAMILIES.get(meta["family"])
@@ -50,4 +51,10 @@ def load_model(directory: str | Path) -> LoadedModel:
         raise FileNotFoundError(f"{directory} is no saved ner_ray model: {TOKENIZER_DIR}/ is missing")
     family = family_cls(StudyConfig.model_validate(meta["config"]), tuple(meta["types"]),
                         family_cls.load_tokenizer(directory / TOKENIZER_DIR))
-    return LoadedModel(family, family.load(directory, meta), meta)
+    return family, meta
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """The model `save_model` wrote in `directory`."""
+    family, meta = load_family(directory)
+    return LoadedModel(family, family.load(Path(directory), meta), meta)

@@ -24,7 +24,7 @@ from ray import serve
 from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, run_dir
 from ner_ray.config import ServeConfig
 from ner_ray.data.document import Document, Span
-from ner_ray.serve.engines import Completion, Generation, Prompt
+from ner_ray.serve.engines import Completion, Generation, Prompt, resolve_engine
 from ner_ray.serve.protocol import (
     ApiError,
     ChatRequest,
@@ -102,7 +102,7 @@ class NerService:
         from ner_ray.registry import ENGINES
 
         torch.set_num_threads(settings.threads or os.cpu_count() or 1)  # Ray gives an actor one thread unless told
-        self.engine = ENGINES.get(settings.engine)(model_dir)
+        self.engine = ENGINES.get(resolve_engine(settings.engine, model_dir))(model_dir)
         self.model_id, self.settings, self.key_sha256 = model_id, settings, key_sha256
         self.created = int(time.time())
         self._generate_batch.set_max_batch_size(settings.max_batch_size)

@@ -14,7 +14,8 @@ API_KEY_ENV = "NER_RAY_API_KEY"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a saved model folder, or a study folder (its best trial's model is served)")
-    parser.add_argument("--engine", help="inference engine (serve.engine): hf")
+    parser.add_argument("--engine", help="inference engine (serve.engine): hf, vllm, or auto (vllm for a causal LM where "
+                        "installed, else hf)")
     parser.add_argument("--host", help="address to bind (serve.host; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (serve.port; default 8000)")
     parser.add_argument("--api-key", help=f"require Authorization: Bearer <key> on every route (or set ${API_KEY_ENV})")
@@ -27,11 +28,13 @@ def settings_for(args: argparse.Namespace) -> Any:
     from ner_ray.artifacts import read_model_meta
     from ner_ray.config import ServeConfig
     from ner_ray.serve.app import served_model
+    from ner_ray.serve.engines import resolve_engine
 
     model_dir, _ = served_model(args.path)
     saved = read_model_meta(model_dir).get("config", {}).get("serve", {})
     flags = {"engine": args.engine, "host": args.host, "port": args.port, "max_batch_size": args.max_batch_size}
-    return ServeConfig.model_validate({**saved, **{k: v for k, v in flags.items() if v is not None}})
+    settings = ServeConfig.model_validate({**saved, **{k: v for k, v in flags.items() if v is not None}})
+    return settings.model_copy(update={"engine": resolve_engine(settings.engine, model_dir)})
 
 
 def run(args: argparse.Namespace) -> int:

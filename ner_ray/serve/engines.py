@@ -61,7 +61,27 @@ class Engine(Protocol):
                  types: list[str] | None) -> dict[str, Any]: ...
 
 
-class HfEngine:
+class FamilyPrompts:
+    """Prompts as the served model's family writes them (an engine sets `family` and `model_dir`)."""
+
+    family: Any
+    model_dir: Path
+
+    def encode_prompt(self, prompt: str) -> Prompt:
+        """A completion prompt's tokens as training tokenized prompts (the tokenizer's BOS included), and the family's
+        grammar for it (a span_gen prompt of the family's own form is decoded as evaluation decodes it)."""
+        return Prompt(tuple(self.family.prompt_ids(prompt)), self.family.prompt_grammar(prompt))
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> Prompt:
+        """A conversation rendered with the model's chat template, ready for the assistant's turn."""
+        tokenizer = self.family.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"model {self.model_dir.name} has no chat template: use /v1/completions")
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return Prompt(tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+class HfEngine(FamilyPrompts):
     """transformers in process, on CPU (or the GPU the model was loaded to), at the precision the model trained in."""
 
     name = "hf"
@@ -79,19 +99,6 @@ class HfEngine:
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------- generation
-    def encode_prompt(self, prompt: str) -> Prompt:
-        """A completion prompt's tokens as training tokenized prompts (the tokenizer's BOS included), and the family's
-        grammar for it (a span_gen prompt of the family's own form is decoded as evaluation decodes it)."""
-        return Prompt(tuple(self.family.prompt_ids(prompt)), self.family.prompt_grammar(prompt))
-
-    def encode_chat(self, messages: list[dict[str, str]]) -> Prompt:
-        """A conversation rendered with the model's chat template, ready for the assistant's turn."""
-        tokenizer = self.family.tokenizer
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"model {self.model_dir.name} has no chat template: use /v1/completions")
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return Prompt(tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
-
     def generate(self, prompts: list[Prompt], settings: Generation) -> list[Completion]:
         """Completions in prompt order: one batched generate call for the free prompts, one for the constrained."""
         import torch
@@ -144,3 +151,17 @@ class HfEngine:
             self.calls += 1
             result, _ = score_model(self.loaded, documents, types if types is not None else annotated, corpus, split)
         return {"model": str(self.model_dir), **result}
+
+
+def resolve_engine(name: str, model_dir: str | Path) -> str:
+    """serve.engine made concrete: auto is vllm for a causal-LM model where vLLM is installed, hf otherwise."""
+    import importlib.util
+
+    from ner_ray.artifacts import read_model_meta
+    from ner_ray.registry import ENGINES, FAMILIES
+
+    if name != "auto":
+        ENGINES.get(name)  # an unknown name lists the valid ones
+        return name
+    generates = FAMILIES.get(read_model_meta(model_dir)["family"]).generates_text
+    return "vllm" if generates and importlib.util.find_spec("vllm") is not None else "hf"

