@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +102,17 @@ class NerService:
 
         from ner_ray.registry import ENGINES
 
-        torch.set_num_threads(settings.threads or os.cpu_count() or 1)  # Ray gives an actor one thread unless told
-        self.engine = ENGINES.get(resolve_engine(settings.engine, model_dir))(model_dir)
+        # every engine call runs on this one thread (OpenMP thread counts are per calling thread; Ray gives an actor one)
+        threads = settings.threads or os.cpu_count() or 1
+        self._executor = ThreadPoolExecutor(1, "engine", initializer=torch.set_num_threads, initargs=(threads,))
+        self.engine = self._executor.submit(ENGINES.get(resolve_engine(settings.engine, model_dir)), model_dir).result()
         self.model_id, self.settings, self.key_sha256 = model_id, settings, key_sha256
         self.created = int(time.time())
         self._generate_batch.set_max_batch_size(settings.max_batch_size)
         self._generate_batch.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+
+    async def _on_engine(self, call: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
 
     # ------------------------------------------------------------------------------------------ checks
     def _authorize(self, request: Request) -> None:
@@ -207,7 +213,7 @@ class NerService:
         model = self._model(body.model)
         check_items(body.texts, "texts", self.settings)
         documents = [Document(f"text-{i}", text) for i, text in enumerate(body.texts)]
-        tagged = await asyncio.to_thread(self.engine.tag, documents)
+        tagged = await self._on_engine(self.engine.tag, documents)
         results = [{"index": i, "spans": [{"start": s.start, "end": s.end, "type": s.type, "text": d.mention(s)}
                                           for s in d.spans]} for i, d in enumerate(tagged)]
         return {"model": model, "results": results}
@@ -221,7 +227,7 @@ class NerService:
             check_items([d.text for d in body.documents], "documents", self.settings)
             documents = [gold_document(d, i) for i, d in enumerate(body.documents)]
         try:
-            return await asyncio.to_thread(self.engine.evaluate, documents, body.corpus or "request", body.split, body.types)
+            return await self._on_engine(self.engine.evaluate, documents, body.corpus or "request", body.split, body.types)
         except (ValueError, FileNotFoundError) as error:  # an unknown corpus, split or type: the caller's to fix
             raise ApiError(400, str(error), "corpus") from None
 
@@ -238,7 +244,7 @@ class NerService:
             groups[settings].append(i)
         results: dict[int, Completion] = {}
         for settings, rows in groups.items():
-            done = await asyncio.to_thread(self.engine.generate, [jobs[i][0] for i in rows], settings)
+            done = await self._on_engine(self.engine.generate, [jobs[i][0] for i in rows], settings)
             results.update(zip(rows, done))
         return [results[i] for i in range(len(jobs))]
 
