@@ -5,7 +5,7 @@
   ner-ray config check FILE [key=value ...]
   ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
-  ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]   |   ner-ray evaluate --endpoint URL CORPUS
+  ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]   |   ner-ray evaluate --endpoint URL CORPUS [--study DIR]
   ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
   ner-ray export MODEL_DIR --merge OUT
   ner-ray serve MODEL_DIR|STUDY_DIR [--engine hf] [--host 127.0.0.1] [--port 8000] [--api-key KEY]   (= python -m ner_ray.serve)
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("corpus", nargs="?", help="a named corpus (bc5cdr, ncbi_disease, demo), a corpus file or a folder")
     evaluate.add_argument("--endpoint", metavar="URL", help="score through a running `ner-ray serve` at URL instead "
                           "(the corpus is read here and posted; API key from $NER_RAY_API_KEY)")
+    evaluate.add_argument("--study", type=Path, metavar="STUDY_DIR", help="with --endpoint serving this study's best "
+                          "model (`ner-ray serve STUDY_DIR`): record the scores in its results.json and MLflow run")
     evaluate.add_argument("--split", default="test", help="the split to score (default: test)")
     evaluate.add_argument("--out", type=Path, help="where to write scores.json and predictions.pubtator "
                           "(default: MODEL_DIR/evaluations/<corpus>-<split>)")
@@ -230,7 +232,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_endpoint(args: argparse.Namespace) -> int:
     from ner_ray.artifacts import SCORES, write_json
-    from ner_ray.serve.client import evaluate_endpoint
+    from ner_ray.serve.client import evaluate_endpoint, served_models
 
     if args.corpus is not None:
         raise ValueError(f"ner-ray evaluate --endpoint scores through the service's model: give the corpus alone, not "
@@ -238,6 +240,10 @@ def _evaluate_endpoint(args: argparse.Namespace) -> int:
     if args.model_dir is None:
         raise ValueError("ner-ray evaluate --endpoint URL CORPUS: the corpus is missing")
     corpus = str(args.model_dir)  # with --endpoint the one positional is the corpus
+    if args.study is not None:
+        from ner_ray.tune.served_scores import check_served
+
+        check_served(args.study, served_models(args.endpoint))  # before the corpus is scored
     result = evaluate_endpoint(args.endpoint, corpus, args.split, args.types, args.fmt, args.data_dir)
     scores = result[args.split]
     print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}) on "
@@ -245,6 +251,12 @@ def _evaluate_endpoint(args: argparse.Namespace) -> int:
           f"{result['inference_precision']})")
     if args.out:
         print(f"scores: {write_json(args.out / SCORES, result)}")
+    if args.study is not None:
+        from ner_ray.tune.served_scores import record_served
+
+        entry = record_served(args.study, result)
+        where = f" and MLflow run {entry['mlflow_run_id']}" if entry.get("mlflow_run_id") else ""
+        print(f"recorded as served {args.split}_f1 of {entry['model']} in {args.study / 'results.json'}{where}")
     return 0
 
 

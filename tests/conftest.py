@@ -87,15 +87,16 @@ def registered_text_family():
 
 
 @contextlib.contextmanager
-def local_ray(env: dict[str, str]):
-    """A local 2-CPU Ray started with `env` set (every Ray process inherits it); env restored afterwards."""
+def local_ray(env: dict[str, str], num_cpus: int = 2):
+    """A local Ray of `num_cpus` logical CPUs started with `env` set (every Ray process inherits it); env restored
+    afterwards."""
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     import ray
 
     from ner_ray.train.run import start_local_ray
 
-    start_local_ray(num_cpus=2)
+    start_local_ray(num_cpus=num_cpus)
     try:
         yield
     finally:

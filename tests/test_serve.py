@@ -1,6 +1,7 @@
 """`ner-ray serve`: a real Serve app on loopback (local Ray) serving a tiny span_gen model that writes the gold
 completions, and a tiny tagger behind an API key. The seed's completions client (plain urllib, its exact request),
-the openai client on completions and chat, /v1/ner, /v1/ner/evaluate equal to `ner-ray evaluate`, batching of
+the openai client on completions and chat, /v1/ner, /v1/ner/evaluate equal to `ner-ray evaluate` (streamed with
+progress too), a study's best model scored through the service into its results.json and MLflow run, batching of
 concurrent prompts, and 20+ kinds of bad request answered 4xx with the service still serving."""
 
 from __future__ import annotations
@@ -48,8 +49,32 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def service(models):
-    """Both models served on one local Ray: /span (no key) and /tagger (API key KEY); yields the base URL."""
+def study(models, tmp_path_factory) -> Path:
+    """A study folder whose best trial (experiment span, trial t2) is the span model, tracked in a SQLite MLflow store."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from ner_ray.tune.tracking import STUDY_TAG, TRIAL_TAG
+
+    folder = tmp_path_factory.mktemp("study")
+    shutil.copytree(models["span"], folder / "span" / "model")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("span_study", artifact_location=(folder / "mlartifacts").as_uri())
+    parent = client.create_run(experiment, tags={STUDY_TAG: "s1"}).info.run_id
+    for trial in ("t1", "t2"):
+        client.create_run(experiment, run_name=trial, tags={STUDY_TAG: "s1", TRIAL_TAG: trial})
+    best = {"experiment": "span", "trial_id": "t2", "model_path": None, "dev_f1": 1.0}
+    (folder / "results.json").write_text(json.dumps({"study": "span_study", "metric": "dev_f1", "best": best,
+                                                     "trials": [best], "mlflow": {"tracking_uri": uri, "parent_run_id": parent}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def service(models, study):
+    """On one local Ray: /span (the span model, no key), /tagger (API key KEY) and /study (the study folder, whose
+    best model is the span model); yields the base URL."""
     from ray import serve
 
     from ner_ray.serve.app import build_app
@@ -57,10 +82,11 @@ def service(models):
     port = free_port()
     settings = ServeConfig(port=port, threads=1, max_batch_size=16, batch_wait_timeout_s=0.05, max_items=64,
                            max_prompt_chars=4000, max_tokens=128, max_body_bytes=1024 * 1024)
-    with local_ray({}):
+    with local_ray({}, num_cpus=3):  # one logical CPU per replica (each runs one torch thread)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(models["span"], settings), name="span", route_prefix="/span")
         serve.run(build_app(models["tagger"], settings, KEY), name="tagger", route_prefix="/tagger")
+        serve.run(build_app(study, settings), name="study", route_prefix="/study")
         yield f"http://127.0.0.1:{port}"
         serve.shutdown()
 
@@ -129,6 +155,19 @@ def test_evaluate_route_gives_exactly_what_ner_ray_evaluate_writes(service, mode
     assert status == 200
     expected = json.loads(json.dumps(evaluate_model(models["span"], "demo", "test")))
     assert served == expected and served["test"]["documents"] > 0
+
+
+def test_evaluate_route_streams_progress_then_the_same_scores(service):
+    request = urllib.request.Request(f"{service}/span/v1/ner/evaluate", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"corpus": "demo", "split": "test", "stream": True}).encode())
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        events = [json.loads(line) for line in response]
+    progress = [e["progress"] for e in events[:-1]]
+    total = progress[0]["total"]
+    assert progress[0]["done"] == 0 and progress[-1] == {"done": total, "total": total} and total > 0
+    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+    assert events[-1]["result"] == call(f"{service}/span/v1/ner/evaluate", {"corpus": "demo", "split": "test"})[1]
 
 
 def test_evaluate_route_scores_documents_given_in_the_body(service):
@@ -264,6 +303,29 @@ def test_evaluate_through_the_endpoint_gives_the_in_process_scores(service, mode
     assert "test_f1" in capsys.readouterr().out
     assert main(["evaluate", "--endpoint", f"{service}/tagger", "demo"]) == 2  # no key: the service's 401, one line
     assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_a_study_scored_through_its_service_is_recorded_in_results_json_and_mlflow(service, models, study, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from ner_ray.cli import main
+
+    assert main(["evaluate", "--endpoint", f"{service}/span", "demo", "--study", str(study)]) == 2  # another model's id
+    assert "not the best model of" in capsys.readouterr().err
+    assert main(["evaluate", "--endpoint", f"{service}/study", "demo", "--split", "test", "--study", str(study)]) == 0
+    expected = evaluate_model(models["span"], "demo", "test")
+    results = json.loads((study / "results.json").read_text())
+    [entry] = results["served"]
+    assert entry["model"] == "span_study:span" and entry["trial_id"] == "t2" and entry["test_f1"] == expected["test_f1"]
+    assert entry["endpoint"] == f"{service}/study" and entry["documents"] == expected["test"]["documents"]
+    client = MlflowClient(results["mlflow"]["tracking_uri"])
+    runs = {r.data.tags["ner_ray.trial_id"]: r for r in client.search_runs([client.get_experiment_by_name("span_study")
+                                                                          .experiment_id], "tags.`ner_ray.trial_id` != ''")}
+    assert runs["t2"].data.metrics["served_test_f1"] == expected["test_f1"] and "served_test_f1" not in runs["t1"].data.metrics
+    assert entry["mlflow_run_id"] == runs["t2"].info.run_id
+    assert main(["evaluate", "--endpoint", f"{service}/study", "demo", "--split", "test", "--study", str(study)]) == 0
+    assert len(json.loads((study / "results.json").read_text())["served"]) == 1  # a rerun replaces its entry
+    assert "recorded as served test_f1 of span_study:span" in capsys.readouterr().out
 
 
 def test_a_replica_killed_under_load_is_restarted_and_a_retried_request_succeeds(service):

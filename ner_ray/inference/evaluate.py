@@ -20,6 +20,8 @@ from ner_ray.metrics import UNTYPED, evaluate_entities, evaluate_relations
 
 Predict = Callable[[list[Document]], list[Document]]
 Extra = Callable[[list[Document], list[Document]], dict[str, float]]
+Progress = Callable[[int, int], None]  # (documents predicted so far, documents in all)
+PROGRESS_CHUNK = 32  # documents predicted between two progress calls
 
 
 def strip_gold(doc: Document) -> Document:
@@ -134,7 +136,8 @@ def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out:
 
 
 def score_model(loaded: Any, documents: Sequence[Document], types: Iterable[str], corpus: str, split: str,
-                batch_size: int | None = None, precision: str | None = None) -> tuple[dict[str, Any], list[Document]]:
+                batch_size: int | None = None, precision: str | None = None,
+                progress: Progress | None = None) -> tuple[dict[str, Any], list[Document]]:
     """A loaded model (`model_files.LoadedModel`) scored on gold `documents` of `split` of `corpus` (names for the
     record) on `types`, at the precision it trained in (or `precision`), as `score_predictions` gives it.
     `ner-ray evaluate` and Serve's /v1/ner/evaluate (hf engine) both call this."""
@@ -142,17 +145,32 @@ def score_model(loaded: Any, documents: Sequence[Document], types: Iterable[str]
 
     used = precision or loaded.precision
     predict = document_predictor(loaded.family, loaded.model, batch_size, used)
-    return score_predictions(loaded.family, predict, documents, types, corpus, split, used)
+    return score_predictions(loaded.family, predict, documents, types, corpus, split, used, progress)
 
 
 def score_predictions(family: Any, predict: Predict, documents: Sequence[Document], types: Iterable[str], corpus: str,
-                      split: str, precision: str) -> tuple[dict[str, Any], list[Document]]:
+                      split: str, precision: str, progress: Progress | None = None) -> tuple[dict[str, Any], list[Document]]:
     """`predict` (a family's model, however it runs) scored on gold `documents`: ({family, corpus, split, types,
     inference_precision, <split>_f1, <split>_precision, <split>_recall, <split>: the scores, as metrics.json's `test`
-    block}, the predicted documents)."""
+    block}, the predicted documents). With `progress`, documents are predicted PROGRESS_CHUNK at a time and
+    `progress(done, total)` is called after each chunk."""
+    if progress is not None:
+        predict = in_chunks(predict, progress)
     scored = tuple(types)
     scores, predicted = evaluate(predict, documents, family.extra_metrics, scored, family.predicts_relations,
                                  family.typed_spans)
     result = {"family": family.name, "corpus": corpus, "split": split, "types": list(scored), "inference_precision": precision,
               **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")}, split: scores}
     return result, predicted
+
+
+def in_chunks(predict: Predict, progress: Progress, chunk: int = PROGRESS_CHUNK) -> Predict:
+    """`predict` run on `chunk` documents at a time, calling `progress(done, total)` before the first and after each."""
+    def chunked(documents: list[Document]) -> list[Document]:
+        predicted: list[Document] = []
+        progress(0, len(documents))
+        for start in range(0, len(documents), chunk):
+            predicted += predict(documents[start:start + chunk])
+            progress(len(predicted), len(documents))
+        return predicted
+    return chunked

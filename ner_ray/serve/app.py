@@ -14,17 +14,19 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 
 from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, run_dir
 from ner_ray.config import ServeConfig
 from ner_ray.data.document import Document, Span
+from ner_ray.inference.evaluate import corpus_documents
 from ner_ray.serve.engines import Completion, Generation, Prompt, resolve_engine
 from ner_ray.serve.protocol import (
     ApiError,
@@ -219,17 +221,45 @@ class NerService:
         return {"model": model, "results": results}
 
     @api.post("/v1/ner/evaluate")
-    async def evaluate(self, request: Request) -> dict[str, Any]:
+    async def evaluate(self, request: Request) -> Any:
+        """The scores JSON; with "stream": true, NDJSON lines {"progress": {"done", "total"}} as documents are
+        predicted, then {"result": the scores JSON} (or {"error": {...}})."""
         body: EvaluateRequest = await self._body(request, EvaluateRequest)
         self._model(body.model)
-        documents = None
+        corpus = body.corpus or "request"
         if body.documents is not None:
             check_items([d.text for d in body.documents], "documents", self.settings)
             documents = [gold_document(d, i) for i, d in enumerate(body.documents)]
+            annotated = tuple(sorted({s.type for d in documents for s in d.spans}))
+        else:
+            try:  # an unknown corpus or split: the caller's to fix
+                documents, annotated = await asyncio.to_thread(corpus_documents, corpus, body.split,
+                                                               self.engine.family.config.data.merge_types)
+            except (ValueError, FileNotFoundError) as error:
+                raise ApiError(400, str(error), "corpus") from None
+        job = (documents, corpus, body.split, list(body.types if body.types is not None else annotated))
+        if body.stream:
+            return StreamingResponse(self._evaluate_stream(*job), media_type="application/x-ndjson")
+        return await self._on_engine(self.engine.evaluate, *job)
+
+    async def _evaluate_stream(self, *job: Any) -> AsyncIterator[str]:
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+
+        def progress(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, {"progress": {"done": done, "total": total}})
+
+        scoring = asyncio.ensure_future(self._on_engine(self.engine.evaluate, *job, progress))
+        while not scoring.done() or not events.empty():
+            waiting = asyncio.ensure_future(events.get())
+            await asyncio.wait({scoring, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                yield json.dumps(waiting.result()) + "\n"
+            else:
+                waiting.cancel()
         try:
-            return await self._on_engine(self.engine.evaluate, documents, body.corpus or "request", body.split, body.types)
-        except (ValueError, FileNotFoundError) as error:  # an unknown corpus, split or type: the caller's to fix
-            raise ApiError(400, str(error), "corpus") from None
+            yield json.dumps({"result": scoring.result()}) + "\n"
+        except Exception as error:  # noqa: BLE001 - the status line is sent: the failure goes in the stream, named
+            yield json.dumps({"error": {"message": f"{type(error).__name__}: {error}", "type": "server_error"}}) + "\n"
 
     # ------------------------------------------------------------------------------------------ batching
     def _generation(self, body: Any, default: int, override: int | None = None) -> Generation:

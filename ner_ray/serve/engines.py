@@ -10,9 +10,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ner_ray.data.document import Document
+
+if TYPE_CHECKING:
+    from ner_ray.inference.evaluate import Progress
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,11 @@ class Engine(Protocol):
 
     def tag(self, documents: list[Document]) -> list[Document]: ...
 
-    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
-                 types: list[str] | None) -> dict[str, Any]: ...
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+                 progress: Progress | None = None) -> dict[str, Any]:
+        """`ner-ray evaluate`'s scores JSON for gold `documents` of `split` of `corpus` (names for the record), scored
+        on `types`; `progress(done, total)` after every chunk of documents predicted, where given."""
+        ...
 
 
 class FamilyPrompts:
@@ -137,19 +143,13 @@ class HfEngine(FamilyPrompts):
             self.calls += 1
             return predict_documents(self.loaded, documents)
 
-    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
-                 types: list[str] | None) -> dict[str, Any]:
-        """`ner-ray evaluate`'s scores JSON for a corpus split (documents None) or the given gold documents."""
-        from ner_ray.inference.evaluate import corpus_documents, score_model
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+                 progress: Progress | None = None) -> dict[str, Any]:
+        from ner_ray.inference.evaluate import score_model
 
-        annotated: tuple[str, ...] = ()
-        if documents is None:
-            documents, annotated = corpus_documents(corpus, split, self.family.config.data.merge_types)
-        else:
-            annotated = tuple(sorted({s.type for d in documents for s in d.spans}))
         with self._lock:
             self.calls += 1
-            result, _ = score_model(self.loaded, documents, types if types is not None else annotated, corpus, split)
+            result, _ = score_model(self.loaded, documents, types, corpus, split, progress=progress)
         return {"model": str(self.model_dir), **result}
 
 

@@ -111,6 +111,7 @@ class EvaluateRequest(Request):
     split: str = Field("test", min_length=1)
     documents: list[DocumentIn] | None = Field(None, description="gold documents instead of a corpus")
     types: list[str] | None = Field(None, description="entity types scored; null: those the corpus annotates")
+    stream: bool = Field(False, description="answer NDJSON: progress lines as documents are predicted, then the scores")
 
     @model_validator(mode="after")
     def _one_source(self) -> EvaluateRequest:

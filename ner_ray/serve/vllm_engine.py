@@ -11,10 +11,13 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ner_ray.data.document import Document
 from ner_ray.serve.engines import Completion, FamilyPrompts, Generation, Prompt
+
+if TYPE_CHECKING:
+    from ner_ray.inference.evaluate import Progress
 
 CACHE_ENV = "NER_RAY_CACHE"
 CPU_MEMORY_FRACTION = 0.2  # of host memory for vLLM's KV cache on CPU (a 135M model needs far less; 8B models run on GPUs)
@@ -111,15 +114,9 @@ class VllmEngine(FamilyPrompts):
     def tag(self, documents: list[Document]) -> list[Document]:
         return self.predict(documents)
 
-    def evaluate(self, documents: list[Document] | None, corpus: str, split: str,
-                 types: list[str] | None) -> dict[str, Any]:
-        from ner_ray.inference.evaluate import corpus_documents, score_predictions
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+                 progress: Progress | None = None) -> dict[str, Any]:
+        from ner_ray.inference.evaluate import score_predictions
 
-        annotated: tuple[str, ...]
-        if documents is None:
-            documents, annotated = corpus_documents(corpus, split, self.family.config.data.merge_types)
-        else:
-            annotated = tuple(sorted({s.type for d in documents for s in d.spans}))
-        result, _ = score_predictions(self.family, self.predict, documents, types if types is not None else annotated,
-                                      corpus, split, self.precision)
+        result, _ = score_predictions(self.family, self.predict, documents, types, corpus, split, self.precision, progress)
         return {"model": str(self.model_dir), "engine": self.name, **result}

@@ -16,6 +16,7 @@ Files in train.output_dir (the study's defaults):
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -186,6 +187,10 @@ def write_results(output_dir: Path, study: Study, study_id: str, trials: list[di
     payload = {"study": study.name, "study_id": study_id, "metric": metric, "mode": mode,
                "experiments": list(study.experiments), "best": best_of(trials, metric, mode), "trials": trials,
                "mlflow": {"tracking_uri": redact(tracker.uri), "parent_run_id": tracker.parent_id} if tracker else None}
+    if (output_dir / RESULTS).is_file():  # scores recorded through a service (tune/served_scores.py) outlive a resume
+        served = json.loads((output_dir / RESULTS).read_text(encoding="utf-8")).get("served")
+        if served:
+            payload["served"] = served
     write_json(output_dir / RESULTS, payload)
     return payload
 
