@@ -2,7 +2,7 @@
 completions, and a tiny tagger behind an API key. The seed's completions client (plain urllib, its exact request),
 the openai client on completions and chat, /v1/ner, /v1/ner/evaluate equal to `ner-ray evaluate` (streamed with
 progress too), a study's best model scored through the service into its results.json and MLflow run, batching of
-concurrent prompts, and 20+ kinds of bad request answered 4xx with the service still serving."""
+concurrent prompts, two LoRA adapters on one base picked per request (--top-k), and 20+ kinds of bad request answered 4xx with the service still serving."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import torch
 from conftest import free_port, local_ray, wait_for_http
 from test_export import trained_like
 from test_families import build_tiny_bert
+from test_serve_adapters import adapter_study
 from test_span_gen import documents, family_on, train_steps
 from tiny_llama import build_tiny_llama
 
@@ -72,9 +73,21 @@ def study(models, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(models, study):
-    """On one local Ray: /span (the span model, no key), /tagger (API key KEY) and /study (the study folder, whose
-    best model is the span model); yields the base URL."""
+def adapters(tmp_path_factory) -> Path:
+    """A study folder whose two best trials are span_gen LoRA adapters on one tiny Llama (test_serve_adapters.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("adapters")
+    study_dir = adapter_study(folder, build_tiny_llama(folder / "tiny-llama"), {"a": 0.9, "b": 0.5})
+    torch.set_num_threads(threads)
+    return study_dir
+
+
+@pytest.fixture(scope="module")
+def service(models, study, adapters):
+    """On one local Ray: /span (the span model, no key), /tagger (API key KEY), /study (the study folder, whose
+    best model is the span model) and /adapters (the two best adapters of another study, --top-k 2); yields the
+    base URL."""
     from ray import serve
 
     from ner_ray.serve.app import build_app
@@ -82,11 +95,12 @@ def service(models, study):
     port = free_port()
     settings = ServeConfig(port=port, threads=1, max_batch_size=16, batch_wait_timeout_s=0.05, max_items=64,
                            max_prompt_chars=4000, max_tokens=128, max_body_bytes=1024 * 1024)
-    with local_ray({}, num_cpus=3):  # one logical CPU per replica (each runs one torch thread)
+    with local_ray({}, num_cpus=4):  # one logical CPU per replica (each runs one torch thread)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(models["span"], settings), name="span", route_prefix="/span")
         serve.run(build_app(models["tagger"], settings, KEY), name="tagger", route_prefix="/tagger")
         serve.run(build_app(study, settings), name="study", route_prefix="/study")
+        serve.run(build_app(adapters, settings, top_k=2), name="adapters", route_prefix="/adapters")
         yield f"http://127.0.0.1:{port}"
         serve.shutdown()
 
@@ -148,6 +162,26 @@ def test_the_openai_client_gets_completions_in_prompt_order_and_a_chat_answer(se
                                           max_tokens=8, temperature=0)
     assert isinstance(chat.choices[0].message.content, str) and chat.choices[0].message.role == "assistant"
     assert 0 < chat.usage.completion_tokens <= 8
+
+
+def test_two_adapters_on_one_base_each_answer_as_served_alone(service, adapters):
+    from ner_ray.serve.engines import Generation, HfEngine
+
+    status, listed = call(f"{service}/adapters/v1/models")
+    assert status == 200 and [m["id"] for m in listed["data"]] == ["ad:a", "ad:b"]
+    prompts = [f"<NER> {d.text} <TAG>" for d in documents()]
+    served = {name: call(f"{service}/adapters/v1/completions", {"prompt": prompts, "max_tokens": 24, "temperature": 0,
+                                                                 **({"model": name} if name else {})})
+              for name in (None, "ad:a", "b", "ad:b")}
+    assert all(status == 200 for status, _ in served.values())
+    texts = {name: [c["text"] for c in answer["choices"]] for name, (_, answer) in served.items()}
+    for trial in ("a", "b"):
+        alone = HfEngine(adapters / "trials" / trial)
+        expected = [c.text for c in alone.generate([alone.encode_prompt(p) for p in prompts], Generation(24))]
+        assert texts[f"ad:{trial}"] == expected, trial
+    assert texts[None] == texts["ad:a"] and texts["b"] == texts["ad:b"] != texts["ad:a"]
+    assert served["b"][1]["model"] == "ad:b"
+    assert call(f"{service}/adapters/v1/completions", {"prompt": prompts[0], "model": "ad:z"})[0] == 404
 
 
 def test_evaluate_route_gives_exactly_what_ner_ray_evaluate_writes(service, models):

@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +27,7 @@ from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, run_dir
 from ner_ray.config import ServeConfig
 from ner_ray.data.document import Document, Span
 from ner_ray.inference.evaluate import corpus_documents
+from ner_ray.serve.adapters import resolve_model, top_trials
 from ner_ray.serve.engines import Completion, Generation, Prompt, resolve_engine
 from ner_ray.serve.protocol import (
     ApiError,
@@ -40,6 +41,7 @@ from ner_ray.serve.protocol import (
 )
 
 COMPLETION_DEFAULT_TOKENS = 16  # OpenAI's default max_tokens for /v1/completions
+MAX_WAITING_BATCHES = 4096  # Serve batches let through to the merge below (requests are bounded by max_ongoing_requests)
 
 api = FastAPI(title="ner_ray", description="biomedical NER models behind OpenAI-compatible routes")
 
@@ -97,7 +99,8 @@ def usage(done: list[Completion]) -> dict[str, int]:
 class NerService:
     """One engine serving one model; the routes below."""
 
-    def __init__(self, model_dir: str, model_id: str, settings: ServeConfig, key_sha256: str | None = None):
+    def __init__(self, models: dict[str, str], settings: ServeConfig, key_sha256: str | None = None):
+        """`models`: {model id: model folder}, one model, or LoRA adapters on one base model (the first, the best)."""
         import os
 
         import torch
@@ -107,10 +110,14 @@ class NerService:
         # every engine call runs on this one thread (OpenMP thread counts are per calling thread; Ray gives an actor one)
         threads = settings.threads or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(1, "engine", initializer=torch.set_num_threads, initargs=(threads,))
-        self.engine = self._executor.submit(ENGINES.get(resolve_engine(settings.engine, model_dir)), model_dir).result()
-        self.model_id, self.settings, self.key_sha256 = model_id, settings, key_sha256
+        model_dir, adapters = next(iter(models.values())), models if len(models) > 1 else None
+        engine = ENGINES.get(resolve_engine(settings.engine, model_dir, len(models)))
+        self.engine = self._executor.submit(engine, model_dir, adapters).result()
+        self.model_ids, self.settings, self.key_sha256 = list(models), settings, key_sha256
         self.created = int(time.time())
         self._generate_batch.set_max_batch_size(settings.max_batch_size)
+        self._waiting: deque[tuple[list[tuple[Prompt, Generation]], asyncio.Future]] = deque()
+        self._merging: asyncio.Future | None = None
         self._generate_batch.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
 
     async def _on_engine(self, call: Any, *args: Any) -> Any:
@@ -137,14 +144,16 @@ class NerService:
         return parse_body(bytes(kept), schema, self.settings)
 
     def _model(self, requested: str | None) -> str:
-        if requested not in (None, self.model_id):
-            raise ApiError(404, f"unknown model {requested!r}; this service serves {self.model_id!r} (GET /v1/models)",
-                           "model", "not_found_error")
-        return self.model_id
+        """The served model id a request names (by id or bare adapter name; none: the best); 404 for another."""
+        model = resolve_model(requested, self.model_ids)
+        if model is None:
+            raise ApiError(404, f"unknown model {requested!r}; this service serves {', '.join(map(repr, self.model_ids))} "
+                           "(GET /v1/models)", "model", "not_found_error")
+        return model
 
     def _generating(self) -> None:
         if not self.engine.generates_text:
-            raise ApiError(400, f"model {self.model_id!r} (family {self.engine.family.name}) tags tokens and writes no "
+            raise ApiError(400, f"model {self.model_ids[0]!r} (family {self.engine.family.name}) tags tokens and writes no "
                            "text: use POST /v1/ner", "model")
 
     def _fits(self, prompts: list[Prompt], settings: Generation, field: str) -> None:
@@ -165,9 +174,9 @@ class NerService:
     @api.get("/v1/models")
     async def models(self, request: Request) -> dict[str, Any]:
         self._authorize(request)
-        card = {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "ner_ray",
-                "family": self.engine.family.name, "engine": self.engine.name, "generates_text": self.engine.generates_text}
-        return {"object": "list", "data": [card]}
+        return {"object": "list", "data": [
+            {"id": model, "object": "model", "created": self.created, "owned_by": "ner_ray", "family": self.engine.family.name,
+             "engine": self.engine.name, "generates_text": self.engine.generates_text} for model in self.model_ids]}
 
     @api.get("/v1/stats")
     async def stats(self, request: Request) -> dict[str, Any]:
@@ -181,7 +190,7 @@ class NerService:
         model = self._model(body.model)
         self._generating()
         check_items(body.prompts, "prompt", self.settings)
-        settings = self._generation(body, COMPLETION_DEFAULT_TOKENS)
+        settings = self._generation(body, model, COMPLETION_DEFAULT_TOKENS)
         prompts = [self.engine.encode_prompt(p) for p in body.prompts]
         self._fits(prompts, settings, "prompt")
         done = await asyncio.gather(*(self._generate_batch((p, settings)) for p in prompts))
@@ -197,7 +206,7 @@ class NerService:
         self._generating()
         check_items([m.content for m in body.messages], "messages", self.settings)
         check_items(["".join(m.content for m in body.messages)], "messages", self.settings)
-        settings = self._generation(body, self.settings.max_tokens, body.max_completion_tokens)
+        settings = self._generation(body, model, self.settings.max_tokens, body.max_completion_tokens)
         try:
             prompt = self.engine.encode_chat([m.model_dump() for m in body.messages])
         except ValueError as error:
@@ -215,7 +224,7 @@ class NerService:
         model = self._model(body.model)
         check_items(body.texts, "texts", self.settings)
         documents = [Document(f"text-{i}", text) for i, text in enumerate(body.texts)]
-        tagged = await self._on_engine(self.engine.tag, documents)
+        tagged = await self._on_engine(self.engine.tag, documents, model)
         results = [{"index": i, "spans": [{"start": s.start, "end": s.end, "type": s.type, "text": d.mention(s)}
                                           for s in d.spans]} for i, d in enumerate(tagged)]
         return {"model": model, "results": results}
@@ -225,7 +234,7 @@ class NerService:
         """The scores JSON; with "stream": true, NDJSON lines {"progress": {"done", "total"}} as documents are
         predicted, then {"result": the scores JSON} (or {"error": {...}})."""
         body: EvaluateRequest = await self._body(request, EvaluateRequest)
-        self._model(body.model)
+        model = self._model(body.model)
         corpus = body.corpus or "request"
         if body.documents is not None:
             check_items([d.text for d in body.documents], "documents", self.settings)
@@ -237,7 +246,7 @@ class NerService:
                                                                self.engine.family.config.data.merge_types)
             except (ValueError, FileNotFoundError) as error:
                 raise ApiError(400, str(error), "corpus") from None
-        job = (documents, corpus, body.split, list(body.types if body.types is not None else annotated))
+        job = (documents, corpus, body.split, list(body.types if body.types is not None else annotated), model)
         if body.stream:
             return StreamingResponse(self._evaluate_stream(*job), media_type="application/x-ndjson")
         return await self._on_engine(self.engine.evaluate, *job)
@@ -262,13 +271,43 @@ class NerService:
             yield json.dumps({"error": {"message": f"{type(error).__name__}: {error}", "type": "server_error"}}) + "\n"
 
     # ------------------------------------------------------------------------------------------ batching
-    def _generation(self, body: Any, default: int, override: int | None = None) -> Generation:
+    def _generation(self, body: Any, model: str, default: int, override: int | None = None) -> Generation:
         tokens = check_max_tokens(override or body.max_tokens, self.settings, default)
-        return Generation(tokens, body.temperature, body.top_p, body.seed)
+        return Generation(tokens, body.temperature, body.top_p, body.seed, model)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)  # reset from serve.* in __init__
+    # Serve forms a batch from what arrives within batch_wait_timeout_s and, with one batch at a time, holds the next
+    # ones, formed as early and as small, until the running one ends. So batches are let through at once and merged
+    # here: the engine's next call takes every prompt that queued while it was busy, up to max_batch_size.
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01, max_concurrent_batches=MAX_WAITING_BATCHES)  # reset in __init__
     async def _generate_batch(self, jobs: list[tuple[Prompt, Generation]]) -> list[Completion]:
-        """Prompts of concurrent requests in one engine call per generation setting."""
+        """Completions of a batch of concurrent requests' prompts, generated with the batches waiting beside it."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((jobs, future))
+        if self._merging is None or self._merging.done():
+            self._merging = asyncio.ensure_future(self._merge_waiting())
+        return await future
+
+    async def _merge_waiting(self) -> None:
+        """While batches wait: take them in arrival order, up to max_batch_size prompts, into one generation."""
+        while self._waiting:
+            taken = [self._waiting.popleft()]
+            while self._waiting and sum(len(jobs) for jobs, _ in taken) + len(self._waiting[0][0]) <= self.settings.max_batch_size:
+                taken.append(self._waiting.popleft())
+            try:
+                done = await self._generate([job for jobs, _ in taken for job in jobs])
+            except Exception as error:  # noqa: BLE001 - every request of the merged batches gets the failure
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            start = 0
+            for jobs, future in taken:
+                if not future.done():  # a caller that went away (its request cancelled) takes nothing
+                    future.set_result(done[start:start + len(jobs)])
+                start += len(jobs)
+
+    async def _generate(self, jobs: list[tuple[Prompt, Generation]]) -> list[Completion]:
+        """Completions in job order: one engine call per generation setting (and adapter)."""
         groups: dict[Generation, list[int]] = defaultdict(list)
         for i, (_, settings) in enumerate(jobs):
             groups[settings].append(i)
@@ -279,9 +318,14 @@ class NerService:
         return [results[i] for i in range(len(jobs))]
 
 
-def build_app(path: str | Path, settings: ServeConfig, api_key: str | None = None) -> Any:
-    """The Serve application for a model or study folder (`serve.run` it, after `serve.start` with the address)."""
-    model_dir, model_id = served_model(path)
+def build_app(path: str | Path, settings: ServeConfig, api_key: str | None = None, top_k: int = 1) -> Any:
+    """The Serve application for a model or study folder (`serve.run` it, after `serve.start` with the address);
+    `top_k` > 1: the study's best trials' adapters on one base model (serve/adapters.py)."""
+    if top_k > 1:
+        models = {model_id: str(folder) for model_id, folder in top_trials(path, top_k).items()}
+    else:
+        model_dir, model_id = served_model(path)
+        models = {model_id: str(model_dir)}
     return NerService.options(max_ongoing_requests=settings.max_ongoing_requests,
                               ray_actor_options={"num_cpus": settings.threads or 1}).bind(
-        str(model_dir), model_id, settings, key_digest(api_key) if api_key else None)
+        models, settings, key_digest(api_key) if api_key else None)

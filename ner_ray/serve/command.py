@@ -1,4 +1,4 @@
-"""`ner-ray serve MODEL_DIR|STUDY_DIR` (= `python -m ner_ray.serve ...`): start a local Ray (or join --address),
+"""`ner-ray serve MODEL_DIR|STUDY_DIR [--top-k N]` (= `python -m ner_ray.serve ...`): start a local Ray (or join --address),
 bind the HTTP proxy to serve.host:serve.port (127.0.0.1:8000 unless told), and serve the model until interrupted.
 Settings come from the model's own config (its `serve` block) with these flags over them.
 """
@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="HTTP port (serve.port; default 8000)")
     parser.add_argument("--api-key", help=f"require Authorization: Bearer <key> on every route (or set ${API_KEY_ENV})")
     parser.add_argument("--max-batch-size", type=int, help="prompts generated together (serve.max_batch_size)")
+    parser.add_argument("--top-k", type=int, default=1, metavar="N", help="with a study folder: serve its N best trials' "
+                        "LoRA adapters on one base model, as <study>:<trial_id> (a request's `model` picks one; "
+                        "none: the best; engine hf)")
     parser.add_argument("--address", help="Ray cluster to join (e.g. auto); default: a local Ray")
 
 
@@ -34,7 +37,7 @@ def settings_for(args: argparse.Namespace) -> Any:
     saved = read_model_meta(model_dir).get("config", {}).get("serve", {})
     flags = {"engine": args.engine, "host": args.host, "port": args.port, "max_batch_size": args.max_batch_size}
     settings = ServeConfig.model_validate({**saved, **{k: v for k, v in flags.items() if v is not None}})
-    return settings.model_copy(update={"engine": resolve_engine(settings.engine, model_dir)})
+    return settings.model_copy(update={"engine": resolve_engine(settings.engine, model_dir, args.top_k)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    app = build_app(args.path, settings, api_key)  # a bad folder fails here, before Ray starts
+    if args.top_k < 1:
+        raise ValueError(f"--top-k {args.top_k}: give 1 or more")
+    app = build_app(args.path, settings, api_key, args.top_k)  # a bad folder fails here, before Ray starts
     ray.init(address=args.address, include_dashboard=False, logging_level="WARNING")
     serve.start(http_options={"host": settings.host, "port": settings.port})
     print(f"serving {args.path} at http://{settings.host}:{settings.port}/v1 (engine {settings.engine}"

@@ -26,6 +26,7 @@ class Generation:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    adapter: str | None = None  # the served model id whose adapter generates (engines serving several adapters)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Completion:
 
 
 class Engine(Protocol):
-    """An engine serves one saved model: `Engine(model_dir)`."""
+    """An engine serves one saved model, `Engine(model_dir)`, or LoRA adapters on one base model, `Engine(model_dir,
+    {model id: model folder})` (model_dir the first's); `adapter` names the one a call uses (None: the first)."""
 
     name: str
     generates_text: bool
@@ -58,9 +60,9 @@ class Engine(Protocol):
 
     def generate(self, prompts: list[Prompt], settings: Generation) -> list[Completion]: ...
 
-    def tag(self, documents: list[Document]) -> list[Document]: ...
+    def tag(self, documents: list[Document], adapter: str | None = None) -> list[Document]: ...
 
-    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str], adapter: str | None = None,
                  progress: Progress | None = None) -> dict[str, Any]:
         """`ner-ray evaluate`'s scores JSON for gold `documents` of `split` of `corpus` (names for the record), scored
         on `types`; `progress(done, total)` after every chunk of documents predicted, where given."""
@@ -92,7 +94,7 @@ class HfEngine(FamilyPrompts):
 
     name = "hf"
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, adapters: dict[str, str | Path] | None = None):
         from ner_ray.inference.model_files import load_model
 
         self.model_dir = Path(model_dir)
@@ -100,6 +102,8 @@ class HfEngine(FamilyPrompts):
         self.family = self.loaded.family
         self.generates_text = bool(self.family.generates_text)
         lm = self.family.causal_lm(self.loaded.model) if self.generates_text else None
+        self.adapters = load_adapters(lm, adapters) if adapters else {}
+        self.folders = {model_id: Path(folder) for model_id, folder in (adapters or {}).items()}
         self.context = getattr(getattr(lm, "config", None), "max_position_embeddings", None)  # prompt + new tokens
         self.calls = 0
         self._lock = threading.Lock()
@@ -118,6 +122,7 @@ class HfEngine(FamilyPrompts):
         device = next(lm.parameters()).device
         with self._lock:
             self.calls += 1
+            self._use(settings.adapter)
             for constrained in (False, True):
                 rows = [i for i, p in enumerate(prompts) if (p.grammar is not None) == constrained]
                 if not rows:
@@ -136,25 +141,52 @@ class HfEngine(FamilyPrompts):
         return [results[i] for i in range(len(prompts))]
 
     # ------------------------------------------------------------------------------------ tagging, scoring
-    def tag(self, documents: list[Document]) -> list[Document]:
+    def tag(self, documents: list[Document], adapter: str | None = None) -> list[Document]:
         from ner_ray.inference.predict import predict_documents
 
         with self._lock:
             self.calls += 1
+            self._use(adapter)
             return predict_documents(self.loaded, documents)
 
-    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str], adapter: str | None = None,
                  progress: Progress | None = None) -> dict[str, Any]:
         from ner_ray.inference.evaluate import score_model
 
         with self._lock:
             self.calls += 1
+            self._use(adapter)
             result, _ = score_model(self.loaded, documents, types, corpus, split, progress=progress)
-        return {"model": str(self.model_dir), **result}
+        return {"model": str(self.folders.get(adapter or "", self.model_dir)), **result}
+
+    def _use(self, adapter: str | None) -> None:
+        """Make `adapter`'s weights the active ones (the first's when None); a no-op for one model."""
+        if self.adapters:
+            self.family.causal_lm(self.loaded.model).set_adapter(self.adapters[adapter or next(iter(self.adapters))])
 
 
-def resolve_engine(name: str, model_dir: str | Path) -> str:
-    """serve.engine made concrete: auto is vllm for a causal-LM model where vLLM is installed, hf otherwise."""
+def load_adapters(lm: Any, adapters: dict[str, str | Path]) -> dict[str, str]:
+    """{model id: PEFT adapter name} of `adapters` ({model id: model folder}) loaded into `lm`, the PeftModel of the
+    first of them (already loaded as its active adapter): the others beside it, from their adapter folders."""
+    from ner_ray.families.generative import ADAPTER_DIR
+    from ner_ray.families.peft import is_peft, load_named_adapter
+
+    if lm is None or not is_peft(lm):
+        raise ValueError("several adapters are served on a causal LM with LoRA (family span_gen with model.lora)")
+    names = {}
+    for i, (model_id, folder) in enumerate(adapters.items()):
+        if i == 0:
+            names[model_id] = lm.active_adapter
+            continue
+        names[model_id] = f"served{i}"
+        load_named_adapter(lm, Path(folder) / ADAPTER_DIR, names[model_id])
+    lm.eval()
+    return names
+
+
+def resolve_engine(name: str, model_dir: str | Path, models: int = 1) -> str:
+    """serve.engine made concrete: auto is vllm for one causal-LM model where vLLM is installed, hf otherwise (several
+    adapters on one base model: the hf engine switches between them)."""
     import importlib.util
 
     from ner_ray.artifacts import read_model_meta
@@ -163,5 +195,7 @@ def resolve_engine(name: str, model_dir: str | Path) -> str:
     if name != "auto":
         ENGINES.get(name)  # an unknown name lists the valid ones
         return name
+    if models > 1:
+        return "hf"
     generates = FAMILIES.get(read_model_meta(model_dir)["family"]).generates_text
     return "vllm" if generates and importlib.util.find_spec("vllm") is not None else "hf"

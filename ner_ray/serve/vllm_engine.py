@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ner_ray.inference.evaluate import Progress
 
 CACHE_ENV = "NER_RAY_CACHE"
+BATCH_INVARIANT_CAPABILITY = (8, 0)  # vLLM 0.32's batch-invariant kernels: NVIDIA compute capability 8.0 and up
 CPU_MEMORY_FRACTION = 0.2  # of host memory for vLLM's KV cache on CPU (a 135M model needs far less; 8B models run on GPUs)
 
 
@@ -37,7 +38,13 @@ def merged_folder(model_dir: Path) -> Path:
 
 
 def _vllm() -> Any:
+    import torch
+
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine core in this process: no spawn in a replica
+    if torch.cuda.is_available() and torch.cuda.get_device_capability() >= BATCH_INVARIANT_CAPABILITY:
+        # a sentence's completion must not depend on what it was batched with (served F1 = evaluated F1); the CPU build
+        # and older GPUs lack the kernels; VLLM_BATCH_INVARIANT=0 turns it off
+        os.environ.setdefault("VLLM_BATCH_INVARIANT", "1")
     try:
         import vllm
     except ImportError as error:
@@ -52,9 +59,11 @@ class VllmEngine(FamilyPrompts):
     name = "vllm"
     generates_text = True
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, adapters: dict[str, str | Path] | None = None):
         from ner_ray.inference.model_files import load_family
 
+        if adapters and len(adapters) > 1:  # vLLM's LoRA has no place for the rows of the tokens a span_gen adapter adds
+            raise ValueError("engine vllm serves one merged model: serve several adapters (--top-k) with --engine hf")
         self.model_dir = Path(model_dir)
         self.family, meta = load_family(self.model_dir)
         if not self.family.generates_text:
@@ -111,10 +120,10 @@ class VllmEngine(FamilyPrompts):
         rows = [self.family.generated_row(ids) for ids, _ in generated]
         return predicted_documents(self.family, bare, examples, rows)
 
-    def tag(self, documents: list[Document]) -> list[Document]:
+    def tag(self, documents: list[Document], adapter: str | None = None) -> list[Document]:
         return self.predict(documents)
 
-    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str],
+    def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str], adapter: str | None = None,
                  progress: Progress | None = None) -> dict[str, Any]:
         from ner_ray.inference.evaluate import score_predictions
 
