@@ -55,25 +55,36 @@ def seed_completion(base: str, sentence: str) -> str:
     return post(f"{base}/v1/completions", body)["choices"][0]["text"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The served model and the corpus split its sentences come from (this script's and serve_load.py's)."""
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--untrained", action="store_true", help="build the untrained SmolLM2 span_gen model first")
     parser.add_argument("--corpus", default="ncbi_disease")
     parser.add_argument("--split", default="dev")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--documents", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--engines", default="hf", help="comma-separated: hf, vllm")
-    args = parser.parse_args()
+
+
+def model_and_sentences(args: argparse.Namespace) -> tuple:
+    """(the loaded model, the split's documents, their windows' sentences as the model's family cuts them)."""
     os.environ["NER_RAY_DATA"] = args.data_dir
     if args.untrained and not (args.model_dir / "ner_ray.json").is_file():
         build_untrained(args.model_dir)
     loaded = load_model(args.model_dir)
     documents, _ = corpus_documents(args.corpus, args.split)
-    documents = documents[: args.documents]
+    documents = documents[: getattr(args, "documents", None)]
     sentences = [e.window.text for e in encode_documents([d.with_spans([]) for d in documents], loaded.family, training=False)]
+    return loaded, documents, sentences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    model_arguments(parser)
+    parser.add_argument("--documents", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--engines", default="hf", help="comma-separated: hf, vllm")
+    args = parser.parse_args()
+    loaded, documents, sentences = model_and_sentences(args)
     gold = [{"id": d.id, "text": d.text, "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in d.spans]}
             for d in documents]
 

@@ -21,12 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import record  # noqa: E402
-from serve import build_untrained, seed_completion  # noqa: E402
+from serve import model_and_sentences, model_arguments, seed_completion  # noqa: E402
 
 from ner_ray.config import ServeConfig  # noqa: E402
-from ner_ray.inference.encode import encode_documents  # noqa: E402
-from ner_ray.inference.evaluate import corpus_documents  # noqa: E402
-from ner_ray.inference.model_files import load_model  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -53,21 +50,12 @@ def stats(base: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("--untrained", action="store_true", help="build the untrained SmolLM2 span_gen model first")
-    parser.add_argument("--corpus", default="ncbi_disease")
-    parser.add_argument("--split", default="dev")
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    model_arguments(parser)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--engine", default="hf")
     args = parser.parse_args()
-    os.environ["NER_RAY_DATA"] = args.data_dir
-    if args.untrained and not (args.model_dir / "ner_ray.json").is_file():
-        build_untrained(args.model_dir)
-    loaded = load_model(args.model_dir)
-    documents, _ = corpus_documents(args.corpus, args.split)
-    sentences = [e.window.text for e in encode_documents([d.with_spans([]) for d in documents], loaded.family, training=False)]
+    loaded, _, sentences = model_and_sentences(args)
     sentences = [sentences[i % len(sentences)] for i in range(args.requests)]
 
     import ray

@@ -19,7 +19,7 @@ import torch
 from conftest import free_port, local_ray, wait_for_http
 from test_export import trained_like
 from test_families import build_tiny_bert
-from test_serve_adapters import adapter_study
+from test_serve_adapters import adapter_study_on_tiny
 from test_span_gen import documents, family_on, train_steps
 from tiny_llama import build_tiny_llama
 
@@ -75,12 +75,7 @@ def study(models, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory) -> Path:
     """A study folder whose two best trials are span_gen LoRA adapters on one tiny Llama (test_serve_adapters.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("adapters")
-    study_dir = adapter_study(folder, build_tiny_llama(folder / "tiny-llama"), {"a": 0.9, "b": 0.5})
-    torch.set_num_threads(threads)
-    return study_dir
+    return adapter_study_on_tiny(tmp_path_factory, {"a": 0.9, "b": 0.5})
 
 
 @pytest.fixture(scope="module")

@@ -50,14 +50,20 @@ def adapter_study(folder: Path, tiny: Path, dev_f1: dict[str, float]) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
+def adapter_study_on_tiny(tmp_path_factory, dev_f1: dict[str, float]) -> Path:
+    """adapter_study on a new tiny Llama, trained with one torch thread (as the other span_gen tests train)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("adapters")
-    tiny = build_tiny_llama(folder / "tiny-llama")
-    yield adapter_study(folder, tiny, {"a": 0.9, "b": 0.5, "c": 0.1})
-    torch.set_num_threads(threads)
+    try:
+        folder = tmp_path_factory.mktemp("adapters")
+        return adapter_study(folder, build_tiny_llama(folder / "tiny-llama"), dev_f1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    return adapter_study_on_tiny(tmp_path_factory, {"a": 0.9, "b": 0.5, "c": 0.1})
 
 
 def test_the_best_trials_are_served_best_first_and_a_whole_model_is_refused(study):
