@@ -3,8 +3,10 @@
 Routes: GET /health, GET /v1/models, GET /v1/stats, POST /v1/completions and /v1/chat/completions (OpenAI's
 schemas; a causal-LM model), POST /v1/ner (texts → spans, every family), POST /v1/ner/evaluate (a corpus split or
 gold documents → `ner-ray evaluate`'s scores JSON). Completion prompts from concurrent requests are generated
-together (`@serve.batch`, serve.max_batch_size / serve.batch_wait_timeout_s). With an API key every route but
-/health needs `Authorization: Bearer <key>`; the replica holds only the key's SHA-256.
+together (`@serve.batch`, serve.max_batch_size / serve.batch_wait_timeout_s; batches waiting for the engine are
+merged into its next call). `--top-k` serves several LoRA adapters on one base model (serve/adapters.py), a
+request's `model` picking one. With an API key every route but /health needs `Authorization: Bearer <key>`; the
+replica holds only the key's SHA-256.
 """
 
 import asyncio
