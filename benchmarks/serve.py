@@ -29,18 +29,18 @@ from ner_ray.inference.evaluate import corpus_documents  # noqa: E402
 from ner_ray.inference.model_files import load_model, save_model  # noqa: E402
 
 
-def build_untrained(folder: Path) -> None:
+def build_untrained(folder: Path, precision: str = "auto") -> None:
     """SmolLM2-135M span_gen with a fresh LoRA r8 (B = 0: the base model's own outputs, under the grammar)."""
     from ner_ray.registry import FAMILIES
 
     config = StudyConfig.model_validate({"data": {"corpus": "ncbi_disease", "max_length": 192},
                                          "model": {"name": "smollm2-135m", "family": "span_gen", "backend": "peft",
                                                    "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}},
-                                         "train": {"precision": "auto"}})
+                                         "train": {"precision": precision}})
     family = FAMILIES.get("span_gen")(config, ("Disease",))
     from ner_ray.inference.predict import resolve_precision
 
-    save_model(family.build().eval(), family, folder, resolve_precision("auto"))
+    save_model(family.build().eval(), family, folder, resolve_precision(precision))
 
 
 def post(url: str, body: dict) -> dict:
@@ -59,6 +59,7 @@ def model_arguments(parser: argparse.ArgumentParser) -> None:
     """The served model and the corpus split its sentences come from (this script's and serve_load.py's)."""
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--untrained", action="store_true", help="build the untrained SmolLM2 span_gen model first")
+    parser.add_argument("--precision", default="auto", help="the untrained model's precision (auto, bf16, fp32)")
     parser.add_argument("--corpus", default="ncbi_disease")
     parser.add_argument("--split", default="dev")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -68,7 +69,7 @@ def model_and_sentences(args: argparse.Namespace) -> tuple:
     """(the loaded model, the split's documents, their windows' sentences as the model's family cuts them)."""
     os.environ["NER_RAY_DATA"] = args.data_dir
     if args.untrained and not (args.model_dir / "ner_ray.json").is_file():
-        build_untrained(args.model_dir)
+        build_untrained(args.model_dir, args.precision)
     loaded = load_model(args.model_dir)
     documents, _ = corpus_documents(args.corpus, args.split)
     documents = documents[: getattr(args, "documents", None)]
