@@ -69,7 +69,7 @@ class RayReportCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         import ray.train
-        from transformers.trainer_utils import get_last_checkpoint
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         evaluation = next((entry for entry in reversed(state.log_history)
                            if entry.get("step") == state.global_step and "eval_f1" in entry), None)
@@ -81,10 +81,12 @@ class RayReportCallback(TrainerCallback):
         if losses:
             metrics["loss"] = losses[-1]  # the latest training loss logged
         metrics.update(self.extra, step=state.global_step, epoch=state.epoch or 0.0, peak_memory_mb=peak_memory_mb())
-        source = get_last_checkpoint(args.output_dir)
+        # this step's checkpoint by name: after a restart the folder may also hold a later, half-written checkpoint
+        # of the killed worker, which "the last checkpoint" would pick
+        source = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if source is not None and ray.train.get_context().get_world_rank() == 0:
+            if source.is_dir() and ray.train.get_context().get_world_rank() == 0:
                 shutil.copytree(source, Path(tmp, self.CHECKPOINT_NAME))
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics=metrics, checkpoint=checkpoint)
