@@ -48,6 +48,11 @@ def run_dir(output_dir: str | Path, experiment: str, seed: int | None = None) ->
     return folder / f"seed{seed}" if seed is not None else folder
 
 
+def best_model_id(results: dict[str, Any], study_dir: str | Path) -> str:
+    """The model id `ner-ray serve STUDY_DIR` serves a study's best model under: <study>:<experiment>."""
+    return f"{results.get('study', Path(study_dir).name)}:{results['best']['experiment']}"
+
+
 def read_model_meta(directory: str | Path) -> dict[str, Any]:
     """The metadata of a saved model; a FileNotFoundError naming the folder when it is not one."""
     path = Path(directory) / MODEL_META

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 
-from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, run_dir
+from ner_ray.artifacts import MODEL_DIR, MODEL_META, RESULTS, best_model_id, run_dir
 from ner_ray.config import ServeConfig
 from ner_ray.data.document import Document, Span
 from ner_ray.inference.evaluate import corpus_documents
@@ -71,7 +71,7 @@ def served_model(path: str | Path) -> tuple[Path, str]:
         model = exported if (exported / MODEL_META).is_file() else Path(best.get("model_path") or exported)
         if not (model / MODEL_META).is_file():
             raise FileNotFoundError(f"{path}: the best trial's model ({model}) is not on disk")
-        return model, f"{results.get('study', path.name)}:{best['experiment']}"
+        return model, best_model_id(results, path)
     raise FileNotFoundError(f"{path} is neither a saved ner_ray model ({MODEL_META}) nor a study folder ({RESULTS})")
 
 

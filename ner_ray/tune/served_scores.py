@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ner_ray.artifacts import RESULTS, write_json
+from ner_ray.artifacts import RESULTS, best_model_id, write_json
 from ner_ray.credentials import redact
 from ner_ray.tune.tracking import STUDY_TAG, TRIAL_TAG
 
@@ -26,14 +26,9 @@ def study_results(study_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def served_id(results: dict[str, Any]) -> str:
-    """The model id `ner-ray serve STUDY_DIR` gives the study's best model."""
-    return f"{results['study']}:{results['best']['experiment']}"
-
-
 def check_served(study_dir: str | Path, served: list[str]) -> None:
     """Refuse when the service (its /v1/models ids `served`) does not serve the study's best model."""
-    expected = served_id(study_results(study_dir))
+    expected = best_model_id(study_results(study_dir), study_dir)
     if expected not in served:
         raise ValueError(f"the service serves {', '.join(served) or 'no model'}, not the best model of {study_dir} "
                          f"({expected}): start it with `ner-ray serve {study_dir}`")
@@ -44,7 +39,7 @@ def record_served(study_dir: str | Path, result: dict[str, Any]) -> dict[str, An
     a rerun replaces its entry; a resumed study keeps the list, each entry naming its trial) and to the best trial's MLflow run where the study tracked one; returns the entry."""
     results = study_results(study_dir)
     split = result["split"]
-    entry = {"endpoint": redact(result["endpoint"]), "model": served_id(results), "trial_id": results["best"].get("trial_id"),
+    entry = {"endpoint": redact(result["endpoint"]), "model": best_model_id(results, study_dir), "trial_id": results["best"].get("trial_id"),
              "corpus": result["corpus"], "split": split,
              "types": result["types"], "inference_precision": result["inference_precision"],
              **{f"{split}_{k}": result[f"{split}_{k}"] for k in ("f1", "precision", "recall")},
