@@ -7,7 +7,8 @@
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
   ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]   |   ner-ray evaluate --endpoint URL CORPUS [--study DIR]
   ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
-  ner-ray export MODEL_DIR --merge OUT
+  ner-ray export MODEL_DIR --merge OUT [--register NAME] [--push-to-hub [REPO]]
+  ner-ray export --combine MODEL_DIR MODEL_DIR ... [--weights W ...] [--combination linear|ties|cat] --to OUT
   ner-ray serve MODEL_DIR|STUDY_DIR [--engine hf] [--host 127.0.0.1] [--port 8000] [--api-key KEY]   (= python -m ner_ray.serve)
   ner-ray report OUTPUT_DIR
 """
@@ -88,15 +89,61 @@ def build_parser() -> argparse.ArgumentParser:
                          "by the model)")
     predict.add_argument("--split", default="test", help="the corpus split (default: test)")
     _add_saved_model_args(predict)
-    export = commands.add_parser("export", help="a saved generative model (span_gen) as one plain Hugging Face folder: "
-                                 "LoRA merged, safetensors, tokenizer, generation config (transformers and vLLM load it)")
-    export.add_argument("model_dir", type=Path, help="a saved model folder (a run's model/)")
-    export.add_argument("--merge", type=Path, required=True, metavar="OUT", help="the new folder to write")
+    export = commands.add_parser("export", help="a saved generative model (span_gen, instruct) as one plain Hugging Face "
+                                 "folder: LoRA merged, safetensors, tokenizer, generation config (transformers and vLLM load "
+                                 "it); or several models' adapters combined into one model (--combine)")
+    export.add_argument("model_dir", type=Path, nargs="?", help="a saved model folder (a run's model/), with --merge")
+    export.add_argument("--merge", type=Path, metavar="OUT", help="the new plain Hugging Face folder to write")
+    export.add_argument("--register", metavar="NAME", help="register the merged folder as a new version of model NAME in "
+                        "the MLflow Model Registry")
+    export.add_argument("--tracking-uri", help="MLflow tracking URI for --register (default: $MLFLOW_TRACKING_URI, else "
+                        "mlflow.db beside OUT)")
+    export.add_argument("--push-to-hub", nargs="?", const="", metavar="REPO", help="also upload the merged folder to the "
+                        "Hugging Face Hub (needs HF_TOKEN or a stored login; REPO default: ner-ray-<OUT>-<UTC time>)")
+    export.add_argument("--combine", type=Path, nargs="+", metavar="MODEL_DIR", help="saved LoRA models of one base whose "
+                        "adapters are combined into one new ner_ray model (written to --to; evaluate, serve or --merge it)")
+    export.add_argument("--weights", type=float, nargs="+", help="one weight per --combine model (default: 1/n each)")
+    export.add_argument("--combination", default="linear", help="PEFT's combination: linear (default), ties or cat")
+    export.add_argument("--density", type=float, help="ties: the share of each update's largest entries kept (default 0.5)")
+    export.add_argument("--to", type=Path, metavar="OUT", help="the new model folder --combine writes")
     serve_command.add_arguments(commands.add_parser("serve", help="serve a saved model (or a study's best) with Ray Serve: "
                                                     "OpenAI completions and chat, /v1/ner, /v1/ner/evaluate"))
     report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
+
+
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`export MODEL_DIR --merge OUT [--register NAME] [--push-to-hub [REPO]]` or `export --combine A B ... --to OUT`."""
+    from ner_ray.inference import export
+
+    if args.combine:
+        if args.model_dir or args.merge or args.to is None:
+            parser.error("export --combine A B ... [--weights ...] --to OUT (then `export OUT --merge ...` to merge it)")
+        weights = args.weights or [1.0 / len(args.combine)] * len(args.combine)
+        density = args.density if args.density is not None else (0.5 if args.combination == "ties" else None)
+        print(f"combined model: {export.combine_models(args.combine, weights, args.to, args.combination, density)}")
+        return 0
+    if args.model_dir is None or args.merge is None:
+        parser.error("export MODEL_DIR --merge OUT, or export --combine A B ... --to OUT")
+    if args.push_to_hub is not None:
+        from ner_ray.inference.publish import hub_token
+
+        if not hub_token():  # before the export's minutes, not after
+            raise PermissionError("--push-to-hub needs a Hugging Face token: set HF_TOKEN or run `huggingface-cli login`")
+    merged = export.export_merged(args.model_dir, args.merge)
+    print(f"merged model: {merged}")
+    if args.register:
+        from ner_ray.inference.publish import register_model, tracking_uri
+
+        version = register_model(merged, args.register, tracking_uri(args.tracking_uri, merged),
+                                 {"ner_ray.source": str(args.model_dir)})
+        print(f"registered: {version['name']} version {version['version']} ({version['tracking_uri']}, run {version['run_id']})")
+    if args.push_to_hub is not None:
+        from ner_ray.inference.publish import push_to_hub
+
+        print(f"pushed to the Hugging Face Hub: {push_to_hub(merged, args.push_to_hub or None)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         if args.command == "export":
-            from ner_ray.inference.export import export_merged
-
-            print(f"merged model: {export_merged(args.model_dir, args.merge)}")
-            return 0
+            return _export(parser, args)
         if args.command == "serve":
             return serve_command.run(args)
         if args.command == "report":
@@ -130,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             table, report = write_report(args.output_dir)
             print(f"{table}\nreport: {report}")
             return 0
-    except (DataFormatError, ConfigError, ValueError, FileNotFoundError, FileExistsError) as err:
+    except (DataFormatError, ConfigError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

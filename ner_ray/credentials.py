@@ -51,3 +51,16 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc)), parts.username, parts.password
+
+
+def credentials_to_env(uri: str) -> str:
+    """A tracking URI without its user and password, which move to MLFLOW_TRACKING_USERNAME / _PASSWORD (the MLflow
+    client sends them as basic auth), so that the URI ner_ray keeps, prints and writes holds no credential."""
+    import os
+
+    clean, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return clean

@@ -137,6 +137,15 @@ def evaluate_entities(gold_docs: Iterable[Document], pred_docs: Iterable[Documen
     }
 
 
+def count_sets(gold: Iterable, predicted: Iterable, type: str, unmatched: int = 0) -> EntityCounts:
+    """Counts for one document's set of items of one type (mention strings, concept-id pairs): a predicted item is
+    right when the gold set holds it; `unmatched` predictions that could not be compared count as false positives."""
+    gold_set, pred_set = set(gold), set(predicted)
+    hit = len(gold_set & pred_set)
+    return EntityCounts(Counter({type: len(gold_set)}), Counter({type: len(pred_set) + unmatched}),
+                        Counter({type: hit}), Counter({type: hit}))
+
+
 def count_relations(
     gold_docs: Iterable[Document], pred_docs: Iterable[Document], type: str | None = "CID"
 ) -> EntityCounts:

@@ -136,6 +136,7 @@ FAMILIES.register("crf", "ner_ray.families.crf:CrfTagging")
 FAMILIES.register("multitask", "ner_ray.families.multitask:Multitask")
 FAMILIES.register("fusion", "ner_ray.families.fusion:FusionTagging")
 FAMILIES.register("span_gen", "ner_ray.families.span_gen:SpanGeneration")
+FAMILIES.register("instruct", "ner_ray.families.instruct:Instruct")
 
 # Corpus formats (`data.format`, `--format`): readers called as read(path, lenient=..., report=...).
 # bigbio reads a dataset (a `save_to_disk` folder or a hub name) rather than one file per split.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -84,6 +85,33 @@ def registered_text_family():
     finally:
         if not present:
             FAMILIES.unregister("gazetteer_text")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def documented_cpu_overrides(study: Path, ends_before: str) -> list[str]:
+    """The overrides a study file's header gives for a CPU machine: the command after its "# CPU, offline" line, up
+    to the header line starting with `ends_before` (so the header cannot drift from what the tests run)."""
+    header = study.read_text().split("# CPU, offline", 1)[1].split(f"\n{ends_before}", 1)[0]
+    command = " ".join(line.lstrip("# ").rstrip("\\ ") for line in header.splitlines()[1:])
+    words = shlex.split(command)
+    return words[words.index(str(study.relative_to(ROOT))) + 1:]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny Llama (2 layers, 64 wide) with SmolLM2's tokenizer and chat template, built once per session."""
+    from tiny_llama import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def train_v2_ray():
+    """One local Ray for a module, with Ray Train V2 and fast worker health checks."""
+    with local_ray({"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}):
+        yield
 
 
 @contextlib.contextmanager

@@ -312,7 +312,7 @@ def test_a_search_key_the_schema_lacks_fails_at_load(tmp_path):
     ("train.lr: {logunifrom: [0.1, 0.2]}", "search.train.lr.logunifrom: unknown key; did you mean 'loguniform'?"),
     ("model.lora.r: {choice: [4, 8.5]}", "search.model.lora.r: value 8.5 is not valid for model.lora.r: expected an integer, got 8.5"),
     ("train.epochs: {randint: [0, 3]}", "search.train.epochs: value 0 is not valid for train.epochs: must be >= 1, got 0"),
-    ("model.family: {choice: [crf, bilstm]}", "search.model.family: value 'bilstm' is not valid for model.family: unknown model family 'bilstm'; valid: crf, fusion, multitask, span_gen, token_cls"),
+    ("model.family: {choice: [crf, bilstm]}", "search.model.family: value 'bilstm' is not valid for model.family: unknown model family 'bilstm'; valid: crf, fusion, instruct, multitask, span_gen, token_cls"),
     ("train.epochs: {grid: [1, 2]}", "search.train.epochs: tune.searcher optuna cannot search grid domains (train.epochs)"),
 ])
 def test_bad_search_domains_fail_at_load(tmp_path, line, expected):
@@ -401,7 +401,7 @@ def test_the_schema_accepts_exactly_the_registered_names():
         assert StudyConfig().with_updates({"model.family": name, **fusion}).model.family == name
     for name in ("auto", *FORMATS.names()):
         assert StudyConfig().with_updates({"data.format": name}).data.format == name
-    for key, name in (("model.family", "instruct"), ("data.format", "instruct_jsonl")):
+    for key, name in (("model.family", "bilstm"), ("data.format", "instruct_jsonl")):
         with pytest.raises(ConfigError, match=f"{key}: unknown .* '{name}'; "):
             StudyConfig().with_updates({key: name})
     with pytest.raises(ConfigError, match="unknown model family 'gazetteer_text'"):

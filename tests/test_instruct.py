@@ -11,7 +11,11 @@ from conftest import SHARED_DATA, needs_shared
 from ner_ray.data.document import Document, Relation, Span
 from ner_ray.data.instruct import (
     INSTRUCTIONS,
+    align_mentions,
     build_instruct_examples,
+    concept_ids,
+    concepts_by_name,
+    normalise,
     parse_cid_pairs,
     parse_entity_list,
 )
@@ -92,6 +96,33 @@ def test_parse_cid_pairs(completion, pairs, invalid):
     counts = Counter()
     assert parse_cid_pairs(completion, counts) == pairs
     assert +counts == Counter(invalid)
+
+
+def test_every_task_answers_in_one_format_items_joined_by_semicolons():
+    doc = Document("4", "Lithium and haloperidol caused tremor.", [
+        Span(0, 7, "Chemical", "D008094"), Span(12, 23, "Chemical", "D006220"), Span(31, 37, "Disease", "D014202")],
+        [Relation("D008094", "D014202", "CID"), Relation("D006220", "D014202", "CID")])
+    chemicals, _, cid = build_instruct_examples(doc)
+    assert chemicals.completion == "Lithium; haloperidol" and cid.completion == "Lithium | tremor; haloperidol | tremor"
+    assert parse_cid_pairs(cid.completion) == [("Lithium", "tremor"), ("haloperidol", "tremor")]
+
+
+def test_mentions_align_to_every_occurrence_on_word_boundaries_outermost_first():
+    text = "Peripheral neuropathy; neuropathy after NO, not NOS. CISPLATIN and cisplatin."
+    spans, missing = align_mentions(["neuropathy", "Peripheral neuropathy", "NO", "cisplatin", "gout"], text, "Disease")
+    assert [(text[s.start:s.end], s.type) for s in spans] == [
+        ("Peripheral neuropathy", "Disease"), ("neuropathy", "Disease"), ("NO", "Disease"), ("cisplatin", "Disease")]
+    assert missing == ["gout"]  # "NO" inside "NOS" is no occurrence; the exact "cisplatin" wins over case-folding
+    spans, _ = align_mentions(["Cisplatin"], text, "Chemical")  # no exact occurrence: case-insensitive ones
+    assert [text[s.start:s.end] for s in spans] == ["CISPLATIN", "cisplatin"]
+
+
+def test_names_map_to_concepts_exactly_then_normalised():
+    index = concepts_by_name(DOC2, "Disease")
+    assert concept_ids("Renal and hepatic failure", index) == {"D051437", "D048550"}
+    assert concept_ids(" renal  and HEPATIC failure.", index) == {"D051437", "D048550"}
+    assert concept_ids("NaCl", concepts_by_name(DOC2, "Chemical")) == set()  # a mention without an id maps to nothing
+    assert concept_ids("gout", index) == set() and normalise("  Acute\nRenal Failure. ") == "acute renal failure"
 
 
 def test_parsers_read_back_what_the_builder_writes():

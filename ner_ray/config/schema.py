@@ -48,7 +48,7 @@ def _registered(registry: Registry, extra: tuple[str, ...] = ()):
 
 
 FamilyName = Annotated[str, _registered(FAMILIES)]
-CAUSAL_LM_FAMILIES = ("span_gen",)  # families that read model.backend
+CAUSAL_LM_FAMILIES = ("span_gen", "instruct")  # families that read model.backend and model.quantize
 FormatName = Annotated[str, _registered(FORMATS, ("auto",))]
 EngineName = Annotated[str, _registered(ENGINES, ("auto",))]
 
@@ -165,16 +165,37 @@ class SpanGenConfig(Block):
                                 "data.max_length minus this and the prompt's own tokens")
 
 
+class InstructConfig(Block):
+    """The tasks family instruct (seed 003) trains and answers: each a conversation over a window of the text."""
+
+    tasks: list[Literal["chemicals", "diseases", "cid"]] = Field(
+        ["chemicals", "diseases", "cid"], min_length=1, description="chemicals and diseases: the mentions of the type, "
+        "listed; cid: the chemical-induced-disease pairs (chemical | disease). Several: one multi-task adapter")
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="tokens generated per answer; the window budget is "
+                                "data.max_length minus this and the conversation's own tokens")
+
+    @field_validator("tasks")
+    @classmethod
+    def _distinct(cls, tasks: list[str]) -> list[str]:
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"{tasks}: name each task once")
+        return tasks
+
+
 class ModelConfig(Block):
     """Base model, model family and parameter-efficient settings."""
 
     name: str = Field("minilm-l6", min_length=1, description="model alias (minilm-l6, smollm2-135m, ...) or a Hugging Face id or path")
-    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion, span_gen")
+    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion, span_gen, instruct")
     lora: LoraConfig | None = Field(None, description="LoRA adapter settings; null: full fine-tuning")
     head: HeadConfig = Field(default_factory=HeadConfig, description="tagging head (token_cls, crf, multitask, fusion)")
     fusion: FusionConfig | None = Field(None, description="adapter combination, required by family fusion")
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig, description="sentence task of family multitask")
     span_gen: SpanGenConfig = Field(default_factory=SpanGenConfig, description="completion format and decoding of family span_gen")
+    instruct: InstructConfig = Field(default_factory=InstructConfig, description="tasks and decoding of family instruct")
+    quantize: Literal["4bit", "8bit"] | None = Field(
+        None, description="causal-LM families with model.lora: QLoRA, the frozen base loaded in 4 or 8 bits (bitsandbytes, "
+        "CUDA only, the gpu extra; paged 8-bit AdamW); null: the base at full precision")
     backend: Literal["auto", "peft", "unsloth"] = Field(
         "auto", description="causal-LM families: how the model and its LoRA are loaded; unsloth (CUDA only, the gpu extra), "
         "peft, or auto: unsloth on CUDA where it is installed, else peft")
@@ -185,6 +206,11 @@ class ModelConfig(Block):
             raise ValueError("family fusion needs a fusion block: {adapters: [...], combination: linear|cat|learned}")
         if self.backend == "unsloth" and self.family not in CAUSAL_LM_FAMILIES:
             raise ValueError(f"model.backend unsloth loads causal LMs ({', '.join(CAUSAL_LM_FAMILIES)}), not family {self.family}")
+        if self.quantize is not None and self.family not in CAUSAL_LM_FAMILIES:
+            raise ValueError(f"model.quantize {self.quantize} loads causal LMs ({', '.join(CAUSAL_LM_FAMILIES)}), not family {self.family}")
+        if self.quantize is not None and self.lora is None:
+            raise ValueError(f"model.quantize {self.quantize} trains LoRA adapters on a frozen quantized base (QLoRA): add a "
+                             "model.lora block, or set model.quantize: null for full fine-tuning")
         return self
 
 

@@ -2,16 +2,19 @@
 
 `build_instruct_examples` turns a Document into prompt/completion pairs; `parse_entity_list` and
 `parse_cid_pairs` read a completion (gold or generated) back and never raise, so that arbitrary
-model output can be scored. Completions: entities joined by "; ", CID pairs one per line as
-"chemical | disease", "none" when there is nothing to list.
+model output can be scored. One completion format for every task: items joined by "; " (an entity's
+mention, or a CID pair as "chemical | disease"), "none" when there is nothing to list. The parsers also
+accept newlines between items. `align_mentions` places listed mentions back into the text (strict span
+scoring); `normalise` and `concepts_by_name` serve mention-set and CID scoring.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
-from ner_ray.data.document import Document
+from ner_ray.data.document import Document, Span
 from ner_ray.data.jsonl import InstructExample
 
 TASKS = ("chemicals", "diseases", "cid")
@@ -25,8 +28,9 @@ INSTRUCTIONS = {
     f"in order of first appearance, separated by '{ENTITY_SEPARATOR}'. Answer '{NONE}' if there are none.",
     "diseases": "List the diseases and symptoms mentioned in the text, exactly as written, "
     f"in order of first appearance, separated by '{ENTITY_SEPARATOR}'. Answer '{NONE}' if there are none.",
-    "cid": "List the chemical-induced disease relations stated in the text, one per line as "
-    f"'chemical{PAIR_SEPARATOR}disease', naming each by its first mention. Answer '{NONE}' if there are none.",
+    "cid": "List the chemical-induced disease relations stated in the text as "
+    f"'chemical{PAIR_SEPARATOR}disease', naming each by its first mention, separated by '{ENTITY_SEPARATOR}'. "
+    f"Answer '{NONE}' if there are none.",
 }
 
 
@@ -46,14 +50,19 @@ def build_instruct_examples(doc: Document, tasks: Iterable[str] = TASKS) -> list
         extra = {"task": task, "doc_id": doc.id}
         if task == "cid":
             pairs, unnamed = cid_pairs(doc)
-            completion = "\n".join(f"{c}{PAIR_SEPARATOR}{d}" for c, d in pairs) or NONE
+            completion = ENTITY_SEPARATOR.join(f"{c}{PAIR_SEPARATOR}{d}" for c, d in pairs) or NONE
             extra["cid_unnamed"] = unnamed
         else:
             names = entity_mentions(doc, CHEMICAL if task == "chemicals" else DISEASE)
             completion = ENTITY_SEPARATOR.join(names) or NONE
-        prompt = f"{INSTRUCTIONS[task]}\n\nText: {doc.text}"
+        prompt = task_prompt(task, doc.text)
         examples.append(InstructExample(prompt, completion, extra))
     return examples
+
+
+def task_prompt(task: str, text: str) -> str:
+    """The user's message for one task: the task's instruction, a blank line, "Text: " + the text."""
+    return f"{INSTRUCTIONS[task]}\n\nText: {text}"
 
 
 def entity_mentions(doc: Document, span_type: str) -> list[str]:
@@ -132,3 +141,46 @@ def _items(completion: object, invalid: Counter) -> list[str]:
     items = [item.strip() for item in completion.replace("\n", ";").split(";")]
     invalid["empty"] += items.count("")
     return [item for item in items if item]
+
+
+def normalise(name: str) -> str:
+    """A mention as mention-set scoring compares it: case-folded, inner whitespace collapsed, outer punctuation dropped."""
+    return " ".join(name.casefold().split()).strip(" .,;:!?\"'")
+
+
+def align_mentions(names: Iterable[str], text: str, span_type: str) -> tuple[list[Span], list[str]]:
+    """(a span for every occurrence of every listed name in `text` that starts and ends on a word boundary, the
+    names found nowhere: hallucinated). Exact occurrences first; a name with none is looked for case-insensitively.
+    An occurrence inside an occurrence of a longer listed name ("neuropathy" in "peripheral neuropathy") is part of
+    that mention, not one of its own."""
+    spans: dict[tuple[int, int], Span] = {}
+    missing = []
+    for name in names:
+        pattern = rf"(?<!\w){re.escape(name)}(?!\w)"
+        found = list(re.finditer(pattern, text)) or list(re.finditer(pattern, text, re.IGNORECASE))
+        if not found:
+            missing.append(name)
+        for match in found:
+            spans.setdefault((match.start(), match.end()), Span(match.start(), match.end(), span_type))
+    found_spans = sorted(spans.values(), key=lambda s: (s.start, s.end))
+    outermost = [s for s in found_spans if not any(o.start <= s.start and s.end <= o.end and o.end - o.start > s.end - s.start
+                                                  for o in found_spans)]
+    return outermost, missing
+
+
+def concepts_by_name(doc: Document, span_type: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The concept ids each mention string of `span_type` stands for in `doc`: (by exact string, by `normalise`d
+    string); a composite id field ("D1|D2") gives both ids, a mention without id none."""
+    exact: dict[str, set[str]] = {}
+    normalised: dict[str, set[str]] = {}
+    for span in doc.spans:
+        if span.type == span_type and span.concept_ids:
+            exact.setdefault(doc.mention(span), set()).update(span.concept_ids)
+            normalised.setdefault(normalise(doc.mention(span)), set()).update(span.concept_ids)
+    return exact, normalised
+
+
+def concept_ids(name: str, index: tuple[dict[str, set[str]], dict[str, set[str]]]) -> set[str]:
+    """The ids `name` maps to through a document's mentions (`concepts_by_name`): exact match, then normalised."""
+    exact, normalised = index
+    return exact.get(name) or normalised.get(normalise(name)) or set()

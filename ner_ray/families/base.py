@@ -72,6 +72,11 @@ class Family(Protocol):
         inference); `doc` is the document it was cut from (relations, context), None for raw text."""
         ...
 
+    def examples(self, window: Window, doc: Document | None = None) -> list[Example]:
+        """Every example of one window, as `ner_ray.inference.encode` asks for them: `[encode(window, doc)]`, or one
+        per task for a family that asks several questions of each window (instruct)."""
+        ...
+
     def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]: ...
 
     def loss(self, model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]: ...
@@ -143,6 +148,9 @@ class FamilyBase:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def examples(self, window: Window, doc: Document | None = None) -> list[Example]:
+        return [self.encode(window, doc)]  # type: ignore[attr-defined]  (every family defines encode)
 
     def relations(self, example: Example, row: Any) -> list[Relation]:
         return []

@@ -7,6 +7,7 @@ batched greedy generation, and the saved layout (adapter/ or lm/, safetensors).
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ner_ray.families import peft as peft_seam
 from ner_ray.families.base import FamilyBase
 from ner_ray.families.models import resolve_model
 
+log = logging.getLogger(__name__)
 IGNORE = -100  # label of prompt and padding positions, and the fill of generated rows
 ADAPTER_DIR = "adapter"  # a saved LoRA model: the PEFT adapter (LoRA + the new tokens' rows); the base reloads by name
 LM_DIR = "lm"  # a saved full fine-tune: the whole causal LM
@@ -30,6 +32,30 @@ def pad_right(rows: list[list[int]], fill: int) -> torch.Tensor:
 def pad_left(rows: list[list[int]], fill: int) -> torch.Tensor:
     longest = max(len(r) for r in rows)
     return torch.tensor([[fill] * (longest - len(r)) + r for r in rows], dtype=torch.long)
+
+
+def rate(counts: Any, kinds: tuple[str, ...], items: int) -> float:
+    """The share of `items` counted under any of `kinds` (0.0 for no items): a generative family's output rates."""
+    return sum(counts[k] for k in kinds) / items if items else 0.0
+
+
+def check_quantizable(quantize: str) -> None:
+    """model.quantize needs CUDA and bitsandbytes (also checked by the pre-flight, before Ray starts)."""
+    if not torch.cuda.is_available():
+        raise ValueError(f"model.quantize {quantize} (QLoRA, bitsandbytes) needs a CUDA GPU; on CPU set model.quantize: null")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ImportError(f"model.quantize {quantize} needs the bitsandbytes package: pip install 'ner_ray[gpu]'")
+
+
+def quantization_config(quantize: str, compute_dtype: torch.dtype) -> Any:
+    """transformers' bitsandbytes settings: 4-bit NF4 with double quantization computing in `compute_dtype` (QLoRA's
+    recipe), or 8-bit (LLM.int8)."""
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=compute_dtype)
+    return BitsAndBytesConfig(load_in_8bit=True)
 
 
 def use_unsloth(backend: str) -> bool:
@@ -53,6 +79,7 @@ class CausalLmFamily(FamilyBase):
     generates_text = True  # Serve's /v1/completions and /v1/chat/completions answer with it
     special_tokens: tuple[str, ...] = ()
     max_new_tokens = 64
+    full_decoding = True  # False between epoch ends during training: teacher-forced rows only (`set_full_decoding`)
 
     @classmethod
     def load_tokenizer(cls, source: str | Path) -> Any:
@@ -77,13 +104,23 @@ class CausalLmFamily(FamilyBase):
         bf16 = torch.cuda.is_available() and precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if bf16 else torch.float32
 
-    def _base(self, source: str) -> nn.Module:
+    def _base(self, source: str, quantize: str | None = None) -> nn.Module:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=self._dtype())
+        quantized = {"quantization_config": quantization_config(quantize, self._dtype())} if quantize else {}
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=self._dtype(), **quantized)
         self._resize(model)
         model.generation_config.pad_token_id = self.tokenizer.eos_token_id
         return model
+
+    def load_quantized(self) -> str | None:
+        """model.quantize where a saved model is loaded: the trained bits on a CUDA machine with bitsandbytes; on
+        any other machine (a CPU evaluating a GPU-trained QLoRA adapter) the base at full precision."""
+        quantize = self.config.model.quantize
+        if quantize and not (torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes")):
+            log.warning("model.quantize %s: no CUDA or no bitsandbytes here, the base loads at full precision", quantize)
+            return None
+        return quantize
 
     def _resize(self, model: nn.Module) -> None:
         """Rows for the added special tokens, drawn with a fixed seed: a saved adapter carries the trained input
@@ -95,17 +132,29 @@ class CausalLmFamily(FamilyBase):
 
     def build_lm(self) -> nn.Module:
         """The causal LM to train: LoRA (with the special tokens' rows) when model.lora is set, else all weights."""
-        lora = self.config.model.lora
+        lora, quantize = self.config.model.lora, self.config.model.quantize
+        if quantize:
+            check_quantizable(quantize)
         if use_unsloth(self.config.model.backend):
             return self._build_unsloth()
-        model = self._base(resolve_model(self.config.model.name))
+        model = self._base(resolve_model(self.config.model.name), quantize)
         if lora is None:
             return model
+        if quantize:
+            model = peft_seam.prepare_quantized(model, self.config.train.gradient_checkpointing)
         return peft_seam.add_causal_lm_lora(model, lora, self.special_token_ids())
+
+    def load_base(self) -> nn.Module:
+        """The base model, without adapters, at full precision (what adapters are combined on)."""
+        return self._base(resolve_model(self.config.model.name))
+
+    def combined_config(self, configs: list[Any]) -> Any:
+        """The settings of a model whose adapter combines those of models trained with `configs` (this family's first)."""
+        return self.config
 
     def _build_unsloth(self) -> nn.Module:
         model = peft_seam.load_unsloth_causal_lm(resolve_model(self.config.model.name), self._dtype(),
-                                                 self.config.data.max_length)
+                                                 self.config.data.max_length, self.config.model.quantize)
         self._resize(model)
         if self.config.model.lora is None:
             return model
@@ -122,7 +171,8 @@ class CausalLmFamily(FamilyBase):
 
     def load_lm(self, directory: Path, weights: str) -> nn.Module:
         if weights == "adapter":
-            return peft_seam.load_adapter(self._base(resolve_model(self.config.model.name)), directory / ADAPTER_DIR)
+            base = self._base(resolve_model(self.config.model.name), self.load_quantized())
+            return peft_seam.load_adapter(base, directory / ADAPTER_DIR)
         if not (directory / LM_DIR).is_dir():
             raise FileNotFoundError(f"{directory} is no saved causal-LM model: {LM_DIR}/ is missing")
         return self._base(str(directory / LM_DIR))
@@ -130,12 +180,16 @@ class CausalLmFamily(FamilyBase):
     # ----------------------------------------------------------------------------------------- features
     def window_tokens(self) -> int:
         """Text tokens a window may hold: data.max_length less the generated tokens and the prompt's own."""
-        overhead = len(self.prompt_ids("")) + 2  # the prompt's specials and spaces, and a margin for merges
+        overhead = max(len(self.prompt_ids(p)) for p in self.empty_prompts()) + 2  # the prompt's own tokens, and a margin for merges
         budget = self.config.data.max_length - self.max_new_tokens - overhead
         if budget < 8:
             raise ValueError(f"data.max_length {self.config.data.max_length} leaves {budget} text tokens after "
                              f"{self.max_new_tokens} new tokens and the prompt; raise data.max_length")
         return budget
+
+    def empty_prompts(self) -> list[str]:
+        """The prompts this family writes, around an empty text (their tokens are each window's overhead)."""
+        return [""]
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """The prompt as a server tokenizes it (the tokenizer's own BOS included), so served completions match."""
@@ -192,10 +246,41 @@ class CausalLmFamily(FamilyBase):
         after_eos = (new == eos).long().cumsum(1) - (new == eos).long() > 0  # positions past the first eos
         return new.masked_fill(after_eos, IGNORE)
 
+    def lm_rows(self, lm: nn.Module, outputs: dict[str, Any], batch: dict[str, torch.Tensor],
+                processor: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`decode`'s rows for a causal LM: (teacher-forced next tokens at the completion's positions, greedy new
+        tokens, or one IGNORE column when this evaluation decodes fast only: see `set_full_decoding`)."""
+        fast = self.teacher_forced(outputs["logits"], batch["labels"])
+        if not self.full_decoding:
+            return fast, torch.full((fast.size(0), 1), IGNORE, dtype=torch.long, device=fast.device)
+        return fast, self.generate(lm, batch, processor)
+
+    def set_full_decoding(self, full: bool) -> None:
+        self.full_decoding = full
+
+    @staticmethod
+    def generated(row: Any) -> bool:
+        """Whether a row's greedy part holds generated tokens (else this evaluation read the teacher-forced ones)."""
+        return bool((torch.as_tensor(row[1]) != IGNORE).any())
+
+    def output_text(self, row: Any) -> tuple[str, bool]:
+        """(the completion this evaluation reads: greedy where generated, else teacher-forced; whether the greedy
+        output ran out of max_new_tokens). A truncated output loses its last ';'-separated item, which may be cut short."""
+        if not self.generated(row):
+            return self.completion(row[0]), False
+        ids = [int(i) for i in row[1] if int(i) != IGNORE]
+        if self.tokenizer.eos_token_id in ids:
+            return self.completion(ids), False
+        return self.completion(ids).rpartition(";")[0], True
+
     # ------------------------------------------------------------------------------------------- serving
     def causal_lm(self, model: nn.Module) -> nn.Module:
         """The causal LM inside a model this family built (the model itself unless a subclass wraps it)."""
         return model
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """A conversation rendered with the model's chat template up to the assistant's turn (Serve's chat route)."""
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def prompt_grammar(self, prompt: str) -> str | None:
         """The grammar a served completion of `prompt` is decoded under, as evaluation decodes it; None: free text."""

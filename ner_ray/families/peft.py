@@ -69,12 +69,20 @@ def add_causal_lm_lora(model: nn.Module, lora: LoraConfig, trainable_tokens: lis
 UNSLOTH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama's linear layers
 
 
-def load_unsloth_causal_lm(source: str, dtype: torch.dtype, max_length: int) -> nn.Module:
-    """A causal LM through Unsloth's loader (its fast kernels; CUDA only, imported here only)."""
+def load_unsloth_causal_lm(source: str, dtype: torch.dtype, max_length: int, quantize: str | None = None) -> nn.Module:
+    """A causal LM through Unsloth's loader (its fast kernels; CUDA only, imported here only), in 4 or 8 bits for QLoRA."""
     from unsloth import FastLanguageModel
 
-    model, _ = FastLanguageModel.from_pretrained(source, dtype=dtype, max_seq_length=max_length, load_in_4bit=False)
+    model, _ = FastLanguageModel.from_pretrained(source, dtype=dtype, max_seq_length=max_length,
+                                                 load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit")
     return model
+
+
+def prepare_quantized(model: nn.Module, gradient_checkpointing: bool) -> nn.Module:
+    """A bitsandbytes-quantized base made ready for LoRA training (PEFT's recipe: norms in fp32, input gradients on)."""
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
 
 
 def add_unsloth_lora(model: nn.Module, lora: LoraConfig, gradient_checkpointing: bool) -> nn.Module:
@@ -125,10 +133,12 @@ def load_named_adapter(encoder: nn.Module, directory: str | Path, adapter_name: 
 
 
 def combine_adapters(encoder: nn.Module, adapters: list[str], weights: list[float], combination: str,
-                     adapter_name: str = "default") -> None:
-    """Fold `adapters` into one new adapter with PEFT's add_weighted_adapter ("linear" needs equal ranks,
-    "cat" concatenates: rank = sum); the new adapter becomes the only one, active and frozen."""
-    encoder.add_weighted_adapter(adapters, weights, adapter_name=adapter_name, combination_type=combination)
+                     adapter_name: str = "default", density: float | None = None) -> None:
+    """Fold `adapters` into one new adapter with PEFT's add_weighted_adapter ("linear" and "ties" need equal ranks,
+    "ties" keeps the `density` share of each update's largest entries and resolves sign conflicts; "cat" concatenates:
+    rank = sum); the new adapter becomes the only one, active and frozen."""
+    encoder.add_weighted_adapter(adapters, weights, adapter_name=adapter_name, combination_type=combination,
+                                 density=density)
     fused = encoder.peft_config[adapter_name]
     if fused.use_rslora:
         # PEFT copies the first adapter's use_rslora while setting lora_alpha = r, which would scale the

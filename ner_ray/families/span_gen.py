@@ -25,7 +25,7 @@ from ner_ray.data.span_string import UNTYPED
 from ner_ray.data.span_targets import RATE_GROUPS, ParsedCompletion, format_completion, parse_completion
 from ner_ray.data.tagging import spans_to_tags, tags_to_spans
 from ner_ray.families.base import Example
-from ner_ray.families.generative import IGNORE, CausalLmFamily
+from ner_ray.families.generative import IGNORE, CausalLmFamily, rate
 from ner_ray.families.tagger import LabelSet, enable_checkpointing
 from ner_ray.metrics import count_entities, entity_scores
 
@@ -59,10 +59,6 @@ def lm_of(model: nn.Module) -> nn.Module:
     return model.lm if isinstance(model, TokenHeadModel) else model
 
 
-def rate(counts: Counter, kinds: tuple[str, ...], items: int) -> float:
-    return sum(counts[k] for k in kinds) / items if items else 0.0
-
-
 class SpanGeneration(CausalLmFamily):
     """Prompt → span string, LoRA (PEFT; Unsloth on CUDA) or full fine-tuning of a causal LM."""
 
@@ -79,7 +75,6 @@ class SpanGeneration(CausalLmFamily):
         self.typed_spans = options.typed
         self.token_head = options.token_head
         self.labels = LabelSet(self.types if self.typed else (UNTYPED,))
-        self.full_decoding = True
         self._constraint = None
 
     def prompt(self, text: str) -> str:
@@ -142,22 +137,14 @@ class SpanGeneration(CausalLmFamily):
         head_loss = nn.functional.cross_entropy(tags.flatten(0, 1).float(), batch["bio"].flatten(), ignore_index=IGNORE)
         return lm_loss + head_loss, {"logits": logits, "tags": tags}
 
-    def set_full_decoding(self, full: bool) -> None:
-        self.full_decoding = full
-
     def decode(self, model: nn.Module, outputs: dict[str, Any], batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-        """(teacher-forced next tokens at the completion's positions, greedy new tokens or IGNORE when this
-        evaluation decodes fast only[, the token head's label ids at the sentence's tokens])."""
-        fast = self.teacher_forced(outputs["logits"], batch["labels"])
-        rows: tuple[torch.Tensor, ...]
-        if not self.full_decoding:
-            rows = (fast, torch.full((fast.size(0), 1), IGNORE, dtype=torch.long, device=fast.device))
-        else:
-            lm = lm_of(model)
-            processor = None
-            if self.constrained:
-                processor = self.grammar_processor(lm, [self.grammar(text) for text in batch["texts"]])
-            rows = (fast, self.generate(lm, batch, processor))
+        """`lm_rows` (teacher-forced tokens, greedy tokens under the grammar or IGNORE)[, the token head's label ids
+        at the sentence's tokens]."""
+        lm = lm_of(model)
+        processor = None
+        if self.constrained and self.full_decoding:
+            processor = self.grammar_processor(lm, [self.grammar(text) for text in batch["texts"]])
+        rows: tuple[torch.Tensor, ...] = self.lm_rows(lm, outputs, batch, processor)
         if self.token_head:
             tags = outputs["tags"].argmax(-1)
             rows += (torch.where(batch["bio"] != IGNORE, tags, torch.full_like(tags, IGNORE)),)
@@ -206,20 +193,10 @@ class SpanGeneration(CausalLmFamily):
     def parse(self, example: Example, ids: Any) -> ParsedCompletion:
         return parse_completion(self.completion(ids), example.window.text, self.target, self.typed, self.types)
 
-    @staticmethod
-    def generated(row: Any) -> bool:
-        return bool((torch.as_tensor(row[1]) != IGNORE).any())
-
     def read(self, example: Example, row: Any) -> tuple[ParsedCompletion, bool]:
-        """(the parsed greedy output where this evaluation generated, else the teacher-forced one; whether the
-        generation ran out of max_new_tokens). A truncated output loses its last item, which may be cut short."""
-        if not self.generated(row):
-            return self.parse(example, row[0]), False
-        ids = [int(i) for i in row[1] if int(i) != IGNORE]
-        if self.tokenizer.eos_token_id in ids:
-            return self.parse(example, ids), False
-        kept = self.completion(ids).rpartition(";")[0]
-        return parse_completion(kept, example.window.text, self.target, self.typed, self.types), True
+        """(the parsed output `output_text` reads, whether the greedy output was truncated)."""
+        text, truncated = self.output_text(row)
+        return parse_completion(text, example.window.text, self.target, self.typed, self.types), truncated
 
     def spans(self, example: Example, row: Any) -> list[Span]:
         """The greedy output's spans where this evaluation generated, else the teacher-forced ones."""

@@ -40,15 +40,15 @@ def training_windows(doc: Document, family: Family, report: ParseReport | None =
 
 def encode_documents(docs: list[Document], family: Family, training: bool = False,
                      report: ParseReport | None = None) -> list[Example]:
-    """Every window of every document, encoded by the family, in document order (`example.doc_index`
-    points back into `docs`)."""
+    """Every example of every window of every document (`family.examples`: one per window, or one per task), in
+    document order (`example.doc_index` points back into `docs`)."""
     report = report if report is not None else ParseReport()
     cut = training_windows if training else evaluation_windows
     examples = []
     for index, doc in enumerate(docs):
         for window in cut(doc, family, report).windows:
-            example = family.encode(window, doc)
-            example.doc_index = index
-            report.counts["misaligned_spans"] += example.misaligned
-            examples.append(example)
+            for example in family.examples(window, doc):
+                example.doc_index = index
+                report.counts["misaligned_spans"] += example.misaligned
+                examples.append(example)
     return examples

@@ -13,7 +13,8 @@ from typing import Any
 from ner_ray.artifacts import RESULTS, read_model_meta
 
 # what every served adapter's model must share with the best one's (dotted keys of its saved config), beside its family
-SHARED = ("model.name", "model.family", "model.span_gen", "model.backend", "data.max_length", "data.merge_types")
+SHARED = ("model.name", "model.family", "model.span_gen", "model.instruct", "model.quantize", "model.backend", "data.max_length",
+          "data.merge_types")
 
 
 def top_trials(study_dir: str | Path, top_k: int) -> dict[str, Path]:

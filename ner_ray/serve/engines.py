@@ -85,7 +85,7 @@ class FamilyPrompts:
         tokenizer = self.family.tokenizer
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"model {self.model_dir.name} has no chat template: use /v1/completions")
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.family.chat_prompt(messages)
         return Prompt(tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
 
 
@@ -172,7 +172,7 @@ def load_adapters(lm: Any, adapters: dict[str, str | Path]) -> dict[str, str]:
     from ner_ray.families.peft import is_peft, load_named_adapter
 
     if lm is None or not is_peft(lm):
-        raise ValueError("several adapters are served on a causal LM with LoRA (family span_gen with model.lora)")
+        raise ValueError("several adapters are served on a causal LM with LoRA (family span_gen or instruct with model.lora)")
     names = {}
     for i, (model_id, folder) in enumerate(adapters.items()):
         if i == 0:
@@ -185,8 +185,9 @@ def load_adapters(lm: Any, adapters: dict[str, str | Path]) -> dict[str, str]:
 
 
 def resolve_engine(name: str, model_dir: str | Path, models: int = 1) -> str:
-    """serve.engine made concrete: auto is vllm for one causal-LM model where vLLM is installed, hf otherwise (several
-    adapters on one base model: the hf engine switches between them)."""
+    """serve.engine made concrete: auto is vllm for a causal-LM model where vLLM is installed (several adapters on one
+    base: vLLM's LoRA requests, unless the family adds tokens, whose rows only the hf engine's switching carries), hf
+    otherwise."""
     import importlib.util
 
     from ner_ray.artifacts import read_model_meta
@@ -195,7 +196,7 @@ def resolve_engine(name: str, model_dir: str | Path, models: int = 1) -> str:
     if name != "auto":
         ENGINES.get(name)  # an unknown name lists the valid ones
         return name
-    if models > 1:
-        return "hf"
-    generates = FAMILIES.get(read_model_meta(model_dir)["family"]).generates_text
-    return "vllm" if generates and importlib.util.find_spec("vllm") is not None else "hf"
+    family = FAMILIES.get(read_model_meta(model_dir)["family"])
+    if models > 1 and (not family.generates_text or family.special_tokens):
+        return "hf"  # vLLM's LoRA requests cannot carry the rows of added tokens (span_gen): hf switches adapters itself
+    return "vllm" if family.generates_text and importlib.util.find_spec("vllm") is not None else "hf"

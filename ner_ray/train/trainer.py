@@ -74,7 +74,10 @@ def training_arguments(config: StudyConfig, output_dir: str, logging_steps: int,
     evaluate and save is the evaluation plan's (callbacks.EvaluationPlan)."""
     train = config.train
     precision = resolve_precision(train.precision)
+    # QLoRA's optimiser: 8-bit AdamW states in paged memory (bitsandbytes, CUDA); HF's default AdamW otherwise
+    optimizer = {"optim": "paged_adamw_8bit"} if config.model.quantize and torch.cuda.is_available() else {}
     return TrainingArguments(
+        **optimizer,
         output_dir=output_dir,
         num_train_epochs=train.epochs,
         max_steps=train.max_steps or -1,

@@ -100,7 +100,7 @@ def setup(loop_config: dict[str, Any]) -> Run:
 
     def compute_metrics(prediction) -> dict[str, float]:
         predicted = predicted_documents(family, data.dev_documents, data.dev, prediction.predictions)
-        scores = score_documents(data.dev_documents, predicted, relations=family.predicts_relations,
+        scores = score_documents(data.dev_documents, predicted, family.types, relations=family.predicts_relations,
                                  typed=family.typed_spans)
         scores.update(family.extra_metrics(data.dev_documents, predicted))
         return flat_scores(scores)
@@ -193,7 +193,7 @@ def finish(run: Run, fitted: Fitted) -> None:
     predicted = None
     final.update(test=None, test_f1=None, test_precision=None, test_recall=None)
     if data.test_documents is not None:
-        scores, predicted = evaluate(predict, data.test_documents, family.extra_metrics,
+        scores, predicted = evaluate(predict, data.test_documents, family.extra_metrics, family.types,
                                      relations=family.predicts_relations, typed=family.typed_spans)
         final.update(test=scores, **split_metrics(scores, "test"))
     with tempfile.TemporaryDirectory() as tmp:

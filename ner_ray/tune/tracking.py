@@ -16,7 +16,7 @@ from typing import Any
 
 from ner_ray.artifacts import MLFLOW_ARTIFACTS, MLFLOW_DB, STUDY_FILES
 from ner_ray.config import StudyConfig
-from ner_ray.credentials import redact, split_credentials
+from ner_ray.credentials import credentials_to_env, redact
 from ner_ray.errors import ConfigError
 
 STUDY_TAG = "ner_ray.study_id"
@@ -33,12 +33,7 @@ def tracking_uri(config: StudyConfig, output_dir: str | Path) -> str:
     uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return f"sqlite:///{(Path(output_dir) / MLFLOW_DB).resolve()}"
-    clean, user, password = split_credentials(uri)
-    if user is not None:
-        os.environ["MLFLOW_TRACKING_USERNAME"] = user
-    if password is not None:
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
-    return clean
+    return credentials_to_env(uri)
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
