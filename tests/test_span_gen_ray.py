@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import documented_cpu_overrides, local_ray
+from conftest import documented_cpu_overrides
 from test_tune_study import mlflow_runs
-from tiny_llama import build_tiny_llama
 
 from ner_ray.cli import main
 from ner_ray.config import StudyConfig
@@ -25,22 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "search_spaces" / "lora_span.yaml"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    with local_ray({"RAY_TRAIN_V2_ENABLED": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}):
-        yield
-
-
-def test_lora_span_study_runs_with_its_cpu_overrides(tiny, tmp_path, ray_session):
+def test_lora_span_study_runs_with_its_cpu_overrides(tiny_llama, tmp_path, train_v2_ray):
     overrides = documented_cpu_overrides(STUDY, "# The 8B")
     assert "model.name=smollm2-135m" in overrides and "resources.use_gpu=false" in overrides
     out = tmp_path / "out"
-    test_only = [f"model.name={tiny}", "data.corpus=demo", "data.max_length=128", "data.subsample=0.5", "train.epochs=2",
+    test_only = [f"model.name={tiny_llama}", "data.corpus=demo", "data.max_length=128", "data.subsample=0.5", "train.epochs=2",
                  "train.batch_size=4", "tune.num_samples=2", "model.span_gen.max_new_tokens=24", "train.precision=fp32",
                  "train.gradient_checkpointing=false", f"train.output_dir={out}"]
     assert main(["tune", str(STUDY), *overrides, *test_only]) == 0
@@ -74,11 +62,11 @@ def test_lora_span_study_runs_with_its_cpu_overrides(tiny, tmp_path, ray_session
     assert all(torch.equal(a[1], b[1]) for a, b in zip(adapter_rows, merged_rows))
 
 
-def test_two_ddp_workers_train_the_family(tiny, tmp_path, ray_session):
+def test_two_ddp_workers_train_the_family(tiny_llama, tmp_path, train_v2_ray):
     from ner_ray.train.run import fit_experiment
 
     config = StudyConfig().with_updates({
-        "model.name": str(tiny), "model.family": "span_gen", "model.lora": {"r": 4, "alpha": 8}, "data.max_length": 128,
+        "model.name": str(tiny_llama), "model.family": "span_gen", "model.lora": {"r": 4, "alpha": 8}, "data.max_length": 128,
         "data.subsample": 4, "model.span_gen.max_new_tokens": 16, "train.epochs": 1, "train.batch_size": 4,
         "train.lr": 1e-3, "train.precision": "fp32", "resources.num_workers": 2, "train.output_dir": str(tmp_path)})
     result = fit_experiment(config, "span-ddp", tmp_path)
@@ -89,7 +77,7 @@ def test_two_ddp_workers_train_the_family(tiny, tmp_path, ray_session):
 
 
 @pytest.mark.slow
-def test_the_zero3_variant_trains_on_two_cpu_workers(tiny, tmp_path, ray_session):
+def test_the_zero3_variant_trains_on_two_cpu_workers(tiny_llama, tmp_path, train_v2_ray):
     """search_spaces/lora_span_zero3.yaml as its header runs it on CPU workers (ZeRO-3, CPU offload: DeepSpeed compiles its
     CPU Adam once), on 2 workers with the tiny model: greedy generation under sharded weights (synced across ranks)."""
     from ner_ray.config import load_study
@@ -98,7 +86,7 @@ def test_the_zero3_variant_trains_on_two_cpu_workers(tiny, tmp_path, ray_session
     path = ROOT / "search_spaces" / "lora_span_zero3.yaml"
     assert "model.name=smollm2-135m resources.use_gpu=false" in path.read_text()
     config = load_study(path).resolve("lora_span_zero3").with_updates({
-        "resources.use_gpu": False, "model.name": str(tiny), "resources.num_workers": 2, "data.corpus": "demo",
+        "resources.use_gpu": False, "model.name": str(tiny_llama), "resources.num_workers": 2, "data.corpus": "demo",
         "data.max_length": 128, "data.subsample": 4, "model.span_gen.max_new_tokens": 16, "train.epochs": 1,
         "train.precision": "fp32", "train.gradient_checkpointing": False, "train.output_dir": str(tmp_path),
         "search": {}, "tune.searcher.points_to_evaluate": []})
