@@ -8,10 +8,12 @@ and --merge take like any other. Both write into a temporary folder beside OUT, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,7 @@ def export_merged(model_dir: str | Path, out: str | Path) -> Path:
         family.config = family.config.with_updates({"model.quantize": None})
     model = merge(family.load(Path(model_dir), meta))
     precision = meta.get("precision", "fp32")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as partial:
         if hasattr(model.config, "quantization_config"):  # a plain folder: no GGUF or bitsandbytes settings carried over
             del model.config.quantization_config
         model.save_pretrained(partial, safe_serialization=True)
@@ -47,9 +47,6 @@ def export_merged(model_dir: str | Path, out: str | Path) -> Path:
         (partial / "ner_ray_export.json").write_text(json.dumps(
             {"source": str(model_dir), "family": family.name, "prompt": family.prompt("{sentence}"),
              "trained_precision": precision}, indent=2) + "\n")
-        os.rename(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
@@ -77,16 +74,23 @@ def combine_models(model_dirs: list[str | Path], weights: list[float], out: str 
     for name, directory in zip(names, model_dirs):
         model = peft_seam.load_named_adapter(model, Path(directory) / ADAPTER_DIR, name)
     peft_seam.combine_adapters(model, names, list(weights), combination, density=density)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as partial:
         save_model(model, family, partial, meta.get("precision", "fp32"))
         (partial / COMBINED).write_text(json.dumps({"sources": [str(d) for d in model_dirs], "weights": list(weights),
                                                     "combination": combination, "density": density}, indent=2) + "\n")
+    return out
+
+
+@contextlib.contextmanager
+def new_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out`, renamed to `out` when the block succeeds, removed whatever happens."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield partial
         os.rename(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return out
 
 
 def _check_combinable(directory: str | Path, family: Any, meta: dict[str, Any], first: Any, first_meta: dict[str, Any]) -> None:
