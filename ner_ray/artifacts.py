@@ -12,6 +12,7 @@ A model folder:
   tokenizer/        the family's tokenizer
   ...               the family's weights (safetensors)
   predictions.pubtator   the model's predictions on the test split, beside the gold text
+  final_report.json      the final report of the training run that exported it (a restarted run reports it again)
 `ner-ray evaluate MODEL_DIR CORPUS --out DIR`: scores.json and predictions.pubtator.
 """
 
@@ -27,6 +28,7 @@ MODEL_DIR = "model"
 MODEL_META = "ner_ray.json"
 TOKENIZER_DIR = "tokenizer"
 PREDICTIONS = "predictions.pubtator"
+FINAL_REPORT = "final_report.json"
 METRICS = "metrics.json"
 SCORES = "scores.json"
 RESULTS = "results.json"

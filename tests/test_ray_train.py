@@ -4,7 +4,7 @@ a killed worker).
 
 Every run trains a 2-layer 32-wide BERT on the packaged demo corpus; one local Ray serves the module.
 Run time is mostly process start-up: each run starts a controller and worker processes that import
-torch and transformers (about 30 s a run on two busy cores), so the default set keeps to four runs.
+torch and transformers (about 30 s a run on two busy cores), so the default set keeps to six runs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from conftest import kill_worker_after_first_checkpoint, local_ray
 from test_families import build_tiny_bert
 
-from ner_ray.artifacts import PREDICTIONS
+from ner_ray.artifacts import FINAL_REPORT, PREDICTIONS
 from ner_ray.config import StudyConfig
 from ner_ray.inference.evaluate import evaluate_model
 
@@ -136,6 +136,22 @@ def test_resuming_from_the_exported_model_is_a_clear_error(ddp_run, tmp_path):
     with pytest.raises(Exception, match="holds no training state .* not from the final exported model"):
         fit_experiment(config.with_updates({"resources.num_workers": 1}), "wrong", tmp_path,
                        resume_from=Checkpoint.from_directory(first.checkpoint.path))
+
+
+def test_a_run_started_again_after_its_final_report_reports_it_again_without_training(ddp_run, tmp_path):
+    """A study stopped between a trial's final report and its end restarts the trial on --resume: its Ray Train run
+    (same name, same storage) restores the exported model as its latest checkpoint and reports the same final
+    scores and model again instead of training a second time."""
+    from ner_ray.train.run import run_trainer
+
+    config = ddp_run[0].with_updates({"resources.num_workers": 1, "train.output_dir": str(tmp_path)})
+    first = run_trainer(config, "again", tmp_path)
+    assert json.loads((Path(first.checkpoint.path) / FINAL_REPORT).read_text())["test_f1"] == first.metrics["test_f1"]
+    again = run_trainer(config, "again", tmp_path)
+    assert again.error is None
+    for key in ("test_f1", "dev_f1", "train_seconds", "resumed_from_step", "final"):
+        assert again.metrics[key] == first.metrics[key], key
+    assert evaluate_model(again.checkpoint.path, "demo", "test")["test_f1"] == pytest.approx(first.metrics["test_f1"])
 
 
 OFFLOAD = pytest.mark.slow(reason="ZeRO-Offload steps with DeepSpeedCPUAdam, a C++ op compiled on first use (minutes)")

@@ -191,7 +191,9 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
                                  timeout=900, check=False)
     assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-3000:]
     trials = json.loads((out / "results.json").read_text())["trials"]
-    assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}
+    ended = [(t["trial_id"], t["status"], t["stop_reason"]) for t in trials]
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}, (
+        ended, (tmp_path / "resumed.log").read_text()[-6000:])
     assert len({t["trial_id"] for t in trials}) == 3
 
     client, parents, nested = mlflow_runs(mlflow_server)
@@ -202,6 +204,28 @@ def test_interrupted_study_resumes_without_running_a_trial_twice(tiny, tmp_path,
         assert len(client.get_metric_history(run.info.run_id, "test_f1")) == 1
         assert len(list((out / "tune").glob(f"*/tiny_search/train/train-{trial_id}"))) == 1
     assert len(list((out / "tune").glob("*/tiny_search/train/train-*"))) == 3
+
+
+def test_a_final_report_made_again_is_logged_once(tmp_path):
+    """A trial started again after its final report (the study stopped in between, then resumed) reports the same
+    final scores again (train/worker.report_again); its MLflow run keeps one test_f1, not two."""
+    from types import SimpleNamespace
+
+    from ner_ray.config import StudyConfig
+    from ner_ray.tune.mlflow_callback import MlflowTrialCallback
+    from ner_ray.tune.tracking import StudyTracker
+
+    config = StudyConfig().with_updates({"tracking.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    tracker = StudyTracker(config, tmp_path, "study-1", "replay")
+    callback = MlflowTrialCallback(tracker, "base", config.model_dump(mode="json"))
+    trial = SimpleNamespace(trial_id="t1", config={})
+    evaluation = {"training_iteration": 1, "timestamp": 1.0, "dev_f1": 0.5}
+    final = {"training_iteration": 2, "timestamp": 2.0, "dev_f1": 0.5, "test_f1": 0.4, "final": True}
+    for result in (evaluation, final, {**final, "training_iteration": 1, "timestamp": 3.0}):
+        callback.on_trial_result(0, [], trial, result)
+    run_id = callback.runs["t1"]
+    assert [m.value for m in tracker.client.get_metric_history(run_id, "test_f1")] == [0.4]
+    assert len(tracker.client.get_metric_history(run_id, "dev_f1")) == 2
 
 
 def _wait_for_final_reports(out: Path, count: int, driver: subprocess.Popen, log: Path, timeout_s: float) -> list[str]:

@@ -9,6 +9,7 @@ Tune trial and of the tests, in three steps:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -46,9 +47,30 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     checkpoint (a restart after a worker failure) takes precedence over `resume_from`."""
     import ray.train
 
+    restored = ray.train.get_checkpoint()
+    if restored is not None and report_again(restored):
+        return
     run = setup(loop_config)
-    fitted = fit(run, ray.train.get_checkpoint() or loop_config.get("resume_from"))
+    fitted = fit(run, restored or loop_config.get("resume_from"))
     finish(run, fitted)
+
+
+def report_again(checkpoint: Any) -> bool:
+    """A run started again after its final report (a study stopped between a trial's last report and its end,
+    then resumed; a worker lost while the run shut down) has the exported model as its latest checkpoint: report
+    it again with its saved final metrics instead of training. False for a checkpoint reported at an evaluation."""
+    import ray.train
+
+    from ner_ray.artifacts import FINAL_REPORT
+
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / FINAL_REPORT
+        if not path.is_file():
+            return False
+        final = json.loads(path.read_text(encoding="utf-8"))
+        rank0 = ray.train.get_context().get_world_rank() == 0
+        ray.train.report(metrics=final, checkpoint=ray.train.Checkpoint.from_directory(folder) if rank0 else None)
+    return True
 
 
 def worker_threads(resources: ResourcesConfig, node_cpus: int, concurrent_trials: int = 1) -> int:
@@ -160,7 +182,7 @@ def finish(run: Run, fitted: Fitted) -> None:
     import ray.train
     import torch
 
-    from ner_ray.artifacts import PREDICTIONS
+    from ner_ray.artifacts import FINAL_REPORT, PREDICTIONS
     from ner_ray.data.pubtator import format_pubtator
     from ner_ray.inference.decode import predicted_documents
     from ner_ray.inference.encode import encode_documents
@@ -201,6 +223,7 @@ def finish(run: Run, fitted: Fitted) -> None:
         with gathered_parameters(trainer.model, config.train.deepspeed):  # every rank joins; rank 0 writes
             if run.rank == 0:
                 save_model(trainer.model, family, tmp, run.precision)
+                Path(tmp, FINAL_REPORT).write_text(json.dumps(final, default=float), encoding="utf-8")  # what a restart reports again
                 if predicted is not None:  # the test predictions beside the gold text, for error analysis
                     Path(tmp, PREDICTIONS).write_text(format_pubtator(predicted), encoding="utf-8")
                 exported = ray.train.Checkpoint.from_directory(tmp)

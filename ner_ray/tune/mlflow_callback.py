@@ -19,6 +19,8 @@ from ner_ray.tune.study_report import per_type_markdown
 from ner_ray.tune.tracking import StudyTracker, numeric_metrics
 from ner_ray.tune.trial import trial_config
 
+FINAL_LOGGED = "ner_ray.final_logged"  # tag of a trial run whose final report is logged (its Tune iteration)
+
 
 class MlflowTrialCallback(Callback):
     """on_trial_start: find or create the nested run (params = resolved config, tags, config.yaml);
@@ -51,10 +53,16 @@ class MlflowTrialCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         from mlflow.entities import Metric
 
+        client, run_id = self.tracker.client, self._run(trial)
+        final = bool(result.get("final"))
+        if final and FINAL_LOGGED in client.get_run(run_id).data.tags:
+            return  # the same final report again: the trial was started again after it (train/worker.report_again)
         step = int(result.get("training_iteration", 0))
         stamp = int(result.get("timestamp", 0) * 1000)
         metrics = [Metric(key, value, stamp, step) for key, value in numeric_metrics(result).items()]
-        self.tracker.client.log_batch(self._run(trial), metrics=metrics)
+        client.log_batch(run_id, metrics=metrics)
+        if final:
+            client.set_tag(run_id, FINAL_LOGGED, str(step))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         client, run_id = self.tracker.client, self._run(trial)
