@@ -7,7 +7,8 @@
 # `ray start --address` and resources of its own ({"node2": 1}, NER_RAY_NODE2_CPUS CPUs). Each node runs
 # under `ray start --block` in its own process group, so stopping them stops only this cluster's processes
 # (never another Ray on the machine, as `ray stop` would). The study's output goes to NER_RAY_JOB_OUTPUT
-# (default: runs/two_nodes) in this checkout. Exit status: the job's.
+# (default: runs/two_nodes) in this checkout; NER_RAY_AGENT_WAIT_S bounds the wait for the head's job agent
+# (default 300 s). Exit status: the job's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -60,9 +61,13 @@ ray status --address "127.0.0.1:$port"
 mkdir -p "$output"
 # Both nodes share this machine's Python environment and files, so the job needs no working_dir upload
 # (on a real cluster, pass --runtime-env cluster/runtime_env.yaml instead). The head's job agent starts a
-# little after the node answers `ray status`: until it is up, the job server refuses the submission ("No
-# available agent to submit job") without starting anything, so that refusal is retried, bounded.
-for attempt in $(seq 60); do
+# little after the node answers `ray status` (minutes on a busy 2-core machine): until it is up, the job server
+# refuses the submission ("No available agent to submit job") without starting anything, so that refusal is
+# retried for up to NER_RAY_AGENT_WAIT_S seconds (default 300).
+deadline=$((SECONDS + ${NER_RAY_AGENT_WAIT_S:-300}))
+attempt=0
+while [ "$SECONDS" -lt "$deadline" ]; do
+  attempt=$((attempt + 1))
   set +e
   ray job submit --address "http://127.0.0.1:$dashboard_port" \
     --runtime-env-json '{"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}' -- \
@@ -70,8 +75,8 @@ for attempt in $(seq 60); do
   status=${PIPESTATUS[0]}
   set -e
   grep -q "No available agent" "$temp/submit.log" || exit "$status"
-  echo "the head's job agent is not ready yet (attempt $attempt of 60); submitting again in 1 s"
+  echo "the head's job agent is not ready yet (attempt $attempt, $((deadline - SECONDS)) s left); submitting again in 1 s"
   sleep 1
 done
-echo "the head's job agent did not come up within 60 attempts"
+echo "the head's job agent did not come up within ${NER_RAY_AGENT_WAIT_S:-300} s"
 exit 1

@@ -175,6 +175,11 @@ def test_layerwise_lora_adapts_only_the_last_layer(lab):
     assert adapters and all(".layer.1." in n for n in adapters), adapters
     full_lora = [n for n, _ in lab.train("token_cls-lora").model.named_parameters() if "lora_" in n]
     assert any(".layer.0." in n for n in full_lora)
+    # Both adapt every linear layer of the layers they take (model.lora.target_modules null: "all-linear").
+    linear = {"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"}
+    for names, layers in ((adapters, 1), (full_lora, 2)):
+        adapted = {n.split(".lora_A")[0] for n in names if ".lora_A." in n}
+        assert len(adapted) == len(linear) * layers and all(any(a.endswith(m) for a in adapted) for m in linear), adapted
 
 
 # ------------------------------------------------------------------------------------ decoding

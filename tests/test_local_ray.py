@@ -28,9 +28,13 @@ assert ray.get([Echo.remote().ping.remote(1), ray.remote(lambda: 2).remote()]) =
 me = psutil.Process()
 listeners = []
 for process in [me, *me.children(recursive=True)]:
-    for conn in process.net_connections(kind="inet"):
+    try:
+        connections, name = process.net_connections(kind="inet"), process.name()
+    except psutil.NoSuchProcess:  # a short-lived child (a worker Ray started and ended) gone since children()
+        continue
+    for conn in connections:
         if conn.status == psutil.CONN_LISTEN:
-            listeners.append([process.name(), conn.laddr.ip, conn.laddr.port])
+            listeners.append([name, conn.laddr.ip, conn.laddr.port])
 from ray._private.authentication.authentication_utils import is_token_auth_enabled
 print(json.dumps({"listeners": listeners, "auth": is_token_auth_enabled()}))
 ray.shutdown()

@@ -110,7 +110,7 @@ class LoraConfig(Block):
     alpha: int = Field(16, ge=1, description="LoRA scaling numerator (lora_alpha); the update is scaled by alpha / r")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input (lora_dropout)")
     target_modules: list[str] | Literal["all-linear"] | None = Field(
-        None, description="modules that get adapters: names, 'all-linear', or null for PEFT's default for the architecture")
+        None, description="modules that get adapters: names (e.g. [query, value]), 'all-linear', or null: every linear layer")
     layers_to_transform: int | None = Field(None, ge=1, description="adapt only the last k transformer layers; null: all layers")
     unfreeze_last_epoch: bool = Field(False, description="train all base-model weights too during the final epoch")
     use_rslora: bool = Field(False, description="rank-stabilised scaling alpha / sqrt(r) (PEFT use_rslora)")
