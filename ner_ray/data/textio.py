@@ -8,8 +8,11 @@ leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ner_ray.data.document import ParseReport
@@ -51,3 +54,17 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def new_folder(out: str | Path) -> Iterator[Path]:
+    """A temporary folder beside `out`, renamed to `out` when the block succeeds (a folder is then either whole or
+    absent), removed whatever happens."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield partial
+        os.rename(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ner_ray.data.textio import new_folder
 from ner_ray.registry import MODELS
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -80,17 +79,13 @@ def _smollm2_135m() -> str:
         del config.quantization_config  # the saved copy is plain safetensors, not GGUF (vLLM reads the key if present)
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix="smollm2-135m.", dir=target.parent))
     try:
-        model.save_pretrained(partial, safe_serialization=True)
-        tokenizer.save_pretrained(partial)
-        os.rename(partial, target)
-    except OSError:
+        with new_folder(target) as partial:
+            model.save_pretrained(partial, safe_serialization=True)
+            tokenizer.save_pretrained(partial)
+    except OSError:  # another process converted it first
         if not (target / "config.json").is_file():
             raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return str(target)
 
 

@@ -8,15 +8,11 @@ and --merge take like any other. Both write into a temporary folder beside OUT, 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ner_ray.data.textio import new_folder
 from ner_ray.families import peft as peft_seam
 from ner_ray.families.generative import ADAPTER_DIR
 from ner_ray.inference.model_files import load_family, save_model
@@ -79,18 +75,6 @@ def combine_models(model_dirs: list[str | Path], weights: list[float], out: str 
         (partial / COMBINED).write_text(json.dumps({"sources": [str(d) for d in model_dirs], "weights": list(weights),
                                                     "combination": combination, "density": density}, indent=2) + "\n")
     return out
-
-
-@contextlib.contextmanager
-def new_folder(out: Path) -> Iterator[Path]:
-    """A temporary folder beside `out`, renamed to `out` when the block succeeds, removed whatever happens."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield partial
-        os.rename(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _check_combinable(directory: str | Path, family: Any, meta: dict[str, Any], first: Any, first_meta: dict[str, Any]) -> None:
