@@ -3,7 +3,8 @@
 A study's `train.output_dir`:
   <experiment>/[seed<k>/]model/         an exported model (`ner-ray train`; a Tune study's best trial)
   <experiment>/[seed<k>/]metrics.json   a `ner-ray train` run's final metrics
-  results.json, report.md, f1_vs_trainable.png, study.json, study.yaml   a Tune study's record and report
+  report.md, f1_vs_trainable.png        the comparison report (`ner-ray train`'s runs, or a Tune study's trials)
+  results.json, study.json, study.yaml  a Tune study's record
   mlflow.db, mlartifacts/               the default MLflow store
   tune/<study id>/<experiment>/[train/] Tune's experiments (and their trials' Ray Train runs, checkpoints)
   ray/                                  `ner-ray train`'s Ray Train runs

@@ -3,7 +3,7 @@
   ner-ray data stats CORPUS_OR_PATH [--json]
   ner-ray data convert SRC --to span-jsonl|instruct-jsonl|bio|pubtator --out DIR
   ner-ray config check FILE [key=value ...]
-  ner-ray train STUDY.yaml [--experiment NAME] [key=value ...]
+  ner-ray train STUDY.yaml [--experiment NAME] [--resume] [key=value ...]
   ner-ray tune STUDY.yaml [--resume] [--address ADDR] [key=value ...]   (= python -m ner_ray.tune)
   ner-ray evaluate MODEL_DIR CORPUS [--split test] [--out DIR]   |   ner-ray evaluate --endpoint URL CORPUS [--study DIR]
   ner-ray predict MODEL_DIR "TEXT" ... | - | --corpus CORPUS [--split test]
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("file", type=Path, help="study YAML")
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.corpus=ncbi_disease")
     train.add_argument("--experiment", help="run only this experiment (default: every experiment of the study)")
+    train.add_argument("--resume", action="store_true", help="read back the runs (experiment, seed) that finished before "
+                       "with the same config instead of training them again")
     tune_command.add_arguments(commands.add_parser("tune", help="run a study on Ray Tune (ASHA + Optuna), logged to MLflow"))
     evaluate = commands.add_parser("evaluate", help="score a saved model (any family) on a corpus split: scores.json "
                                    "and predictions.pubtator")
@@ -232,7 +234,7 @@ def _data_convert(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ner_ray.comparison import comparison_table
+    from ner_ray.comparison import comparison_table, write_comparison_report
     from ner_ray.config import load_study
     from ner_ray.train.preflight import Findings, check_experiment
     from ner_ray.train.run import train_repeats
@@ -246,11 +248,14 @@ def _train(args: argparse.Namespace) -> int:
     for warning in dict.fromkeys(findings.warnings):
         print(f"warning: {redact(warning)}", file=sys.stderr)
     findings.raise_errors()
+    output_dir = Path(next(iter(configs.values())).train.output_dir).resolve()
+    heading = f"{study.name}: " + ", ".join(dict.fromkeys(f"{c.model.name} on {c.data.corpus}" for c in configs.values()))
     runs = []
     for name, config in configs.items():
-        runs.extend(train_repeats(config, name))
+        runs.extend(train_repeats(config, name, resume=args.resume))
+        report = write_comparison_report(output_dir, heading, runs)  # after every experiment: a stopped suite keeps its table
     print(comparison_table(runs))
-    print(f"metrics: {Path(next(iter(configs.values())).train.output_dir).resolve()}/<experiment>/metrics.json")
+    print(f"metrics: {output_dir}/<experiment>/metrics.json\nreport: {report}")
     return 0
 
 

@@ -3,7 +3,8 @@
 (seeds) of each experiment, as ASCII.
 
 Input is the metrics dicts that `ner-ray train` writes (one per experiment and seed); `ner-ray
-tune` renders its trials through the same function.
+tune` renders its trials through the same function. `ner-ray train` also writes the table as report.md, with
+every run and the test-F1-vs-trainable-% plot (`write_comparison_report`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
+
+from ner_ray.artifacts import PLOT, REPORT
+from ner_ray.data.textio import write_text_atomic
 
 COLUMNS = (("test f1", "test_f1", 4), ("test precision", "test_precision", 4), ("test recall", "test_recall", 4),
            ("sec", "train_seconds", 1), ("peak MB", "peak_memory_mb", 0), ("trainable %", "trainable_percent", 2))
@@ -55,3 +60,74 @@ def comparison_table(runs: Iterable[dict], columns=COLUMNS) -> str:
     lines = [" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def write_comparison_report(output_dir: str | Path, heading: str, runs: list[dict]) -> Path:
+    """OUTPUT_DIR/report.md (the table, the plot, every run) and the plot beside it; returns the report's path."""
+    output_dir = Path(output_dir)
+    plot = plot_test_f1_vs_trainable(runs, output_dir / PLOT)
+    return write_text_atomic(output_dir / REPORT, comparison_markdown(heading, runs, plot.name if plot else None))
+
+
+def comparison_markdown(heading: str, runs: list[dict], plot: str | None) -> str:
+    """The report: the seed-000 table (mean ± std over seeds), the plot, then one line per run."""
+    precisions = sorted({str(r.get("train_precision")) for r in runs})
+    out = [f"# {heading}", "", f"{len(runs)} runs; training precision {', '.join(precisions)}; mean ± std over seeds.", "",
+           "```", comparison_table(runs), "```", ""]
+    if plot:
+        out += [f"![test F1 vs trainable parameters]({plot})", ""]
+    out += ["## Runs", "",
+            "| experiment | seed | dev f1 | test f1 | test precision | test recall | train sec | peak MB | trainable % | precision |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in runs:
+        cells = [_cell([_number(r.get(key))], digits) for key, digits in
+                 (("dev_f1", 4), ("test_f1", 4), ("test_precision", 4), ("test_recall", 4), ("train_seconds", 1),
+                  ("peak_memory_mb", 0), ("trainable_percent", 2))]
+        out.append(f"| {r['experiment']} | {r.get('seed', '-')} | {' | '.join(cells)} | {r.get('train_precision', '-')} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_test_f1_vs_trainable(runs: list[dict], path: str | Path) -> Path | None:
+    """Mean test F1 (± std over seeds) against trainable-parameter % (log x), one labelled point per experiment;
+    None if no run reported both."""
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        if run.get("trainable_percent") and run.get("test_f1") is not None:
+            grouped[run["experiment"]].append(run)
+    if not grouped:
+        return None
+    figure, axes = new_plot()
+    for name, group in grouped.items():
+        x = statistics.fmean(float(r["trainable_percent"]) for r in group)
+        scores = [float(r["test_f1"]) for r in group]
+        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        axes.errorbar([x], [statistics.fmean(scores)], yerr=[spread], fmt="o", capsize=3)
+        axes.annotate(name, (x, statistics.fmean(scores)), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axes.set_ylabel("test F1 (mean ± std over seeds)")
+    return save_plot(figure, path)
+
+
+def new_plot():
+    """A figure for an F1-vs-trainable-% plot: log x axis, labelled, with a light grid (Agg: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    axes.set_xscale("log")
+    axes.set_xlabel("trainable parameters (%)")
+    axes.grid(alpha=0.3)
+    return figure, axes
+
+
+def save_plot(figure, path: str | Path) -> Path:
+    """Save the figure whole or not at all, and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    figure.tight_layout()
+    figure.savefig(path.with_suffix(".tmp.png"))
+    plt.close(figure)
+    path.with_suffix(".tmp.png").replace(path)
+    return path

@@ -43,7 +43,7 @@ experiments:
     return path
 
 
-def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_path, capsys):
+def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_path, capsys, monkeypatch):
     study = write_study(tmp_path, build_tiny_bert(tmp_path / "tiny-bert"))
     assert main(["train", str(study), "--experiment", "full", "train.repeats=2"]) == 0
 
@@ -60,6 +60,25 @@ def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_
     table = comparison_table(runs)
     assert table.splitlines()[2].startswith("full (n=2) | ") and "±" in table.splitlines()[2]
     assert table in capsys.readouterr().out
+    report = (tmp_path / "runs" / "report.md").read_text()
+    assert table in report and "![test F1 vs trainable parameters](f1_vs_trainable.png)" in report
+    assert (tmp_path / "runs" / "f1_vs_trainable.png").stat().st_size > 1000
+    assert "| full | 43 | " in report and "fp32" in report
+
+    # --resume reads back the seeds that finished with this very config, trains the ones that did not
+    import ner_ray.train.run
+
+    trained = []
+
+    def fake_training(config, name, output_dir, repeat=False):
+        trained.append((name, config.train.seed, config.train.lr))
+        return {**runs[0], "seed": config.train.seed}
+
+    monkeypatch.setattr(ner_ray.train.run, "train_experiment", fake_training)
+    assert main(["train", str(study), "--experiment", "full", "train.repeats=3", "--resume"]) == 0
+    assert trained == [("full", 44, 1.0e-3)]  # seeds 42 and 43 read back: repeats says how many seeds only
+    assert main(["train", str(study), "--experiment", "full", "train.repeats=2", "train.lr=2e-3", "--resume"]) == 0
+    assert trained[1:] == [("full", 42, 2.0e-3), ("full", 43, 2.0e-3)]  # another config: trained again
 
 
 def test_unknown_experiment_fails_before_training(tmp_path, capsys, monkeypatch):

@@ -3,11 +3,13 @@
 
 Writes `OUTPUT_DIR/<experiment>/metrics.json` (dev_f1, test_f1, test_precision, test_recall, test (per type,
 untyped, overlap), train_seconds, peak_memory_mb, trainable_percent, ...) and the exported best model in
-`OUTPUT_DIR/<experiment>/model/`. Repeats (train.repeats) run with seeds seed, seed+1, ...
+`OUTPUT_DIR/<experiment>/model/`. Repeats (train.repeats) run with seeds seed, seed+1, ...; `--resume` reads back
+the repeats that finished before with the same config instead of training them again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ner_ray.artifacts import METRICS, MODEL_DIR, TRAIN_RUNS_DIR, run_dir, write_json
+from ner_ray.artifacts import METRICS, MODEL_DIR, MODEL_META, TRAIN_RUNS_DIR, read_model_meta, run_dir, write_json
 from ner_ray.config import StudyConfig
 from ner_ray.credentials import redact_tree
 
@@ -150,6 +152,7 @@ def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max
     out = run_dir(output_dir, name, config.train.seed if repeat else None)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
+    (out / METRICS).unlink(missing_ok=True)  # an earlier run's metrics never sit beside this run's model
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as exported:
             shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
@@ -160,11 +163,35 @@ def train_experiment(config: StudyConfig, name: str, output_dir: str | Path, max
     return metrics
 
 
-def train_repeats(config: StudyConfig, name: str) -> list[dict[str, Any]]:
+def train_repeats(config: StudyConfig, name: str, resume: bool = False) -> list[dict[str, Any]]:
     """Every repeat of an experiment (seeds seed, seed+1, ...); one repeat writes OUTPUT_DIR/<name>/,
-    several write OUTPUT_DIR/<name>/seed<k>/ each."""
+    several write OUTPUT_DIR/<name>/seed<k>/ each. With `resume`, a repeat whose folder already holds the
+    metrics and model of a run with this very config is not trained again: its metrics are read back."""
     output_dir = Path(config.train.output_dir)
-    if config.train.repeats == 1:
-        return [train_experiment(config, name, output_dir)]
-    seeds = [config.train.seed + i for i in range(config.train.repeats)]
-    return [train_experiment(config.with_updates({"train.seed": seed}), name, output_dir, repeat=True) for seed in seeds]
+    repeat = config.train.repeats > 1
+    configs = [config.with_updates({"train.seed": config.train.seed + i}) for i in range(config.train.repeats)]
+    runs = []
+    for one in configs:
+        folder = run_dir(output_dir, name, one.train.seed if repeat else None)
+        finished = finished_run(one, folder) if resume else None
+        if finished is not None:
+            print(f"{name} (seed {one.train.seed}): finished before with this config; read back from {folder / METRICS}")
+            runs.append(finished)
+        else:
+            runs.append(train_experiment(one, name, output_dir, repeat=repeat))
+    return runs
+
+
+def finished_run(config: StudyConfig, folder: Path) -> dict[str, Any] | None:
+    """The metrics of the run in `folder` when it finished (metrics.json beside its exported model) and was
+    trained with `config` (train.repeats aside: it says how many seeds, not how one trains); else None."""
+    if not (folder / METRICS).is_file() or not (folder / MODEL_DIR / MODEL_META).is_file():
+        return None
+    resolved = config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
+    wanted = redact_tree(resolved.model_dump(mode="json"))
+    saved = read_model_meta(folder / MODEL_DIR).get("config", {})
+    for both in (wanted, saved):
+        both.get("train", {}).pop("repeats", None)
+    if saved != wanted:
+        return None
+    return json.loads((folder / METRICS).read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ner_ray.artifacts import PLOT, REPORT, RESULTS
-from ner_ray.comparison import TUNE_COLUMNS, comparison_table
+from ner_ray.comparison import TUNE_COLUMNS, comparison_table, new_plot, save_plot
 from ner_ray.data.textio import write_text_atomic
 from ner_ray.errors import ConfigError
 
@@ -58,31 +58,18 @@ def study_table(trials: list[dict[str, Any]]) -> str:
 def plot_f1_vs_trainable(trials: list[dict[str, Any]], path: str | Path) -> Path | None:
     """Scatter of best dev F1 against trainable-parameter % (log x), one point per trial; None if no trial
     reported both."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     points = [(t["trainable_percent"], t["dev_f1"], t["status"]) for t in trials
               if t.get("trainable_percent") and t.get("dev_f1") is not None]
     if not points:
         return None
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    figure, axes = new_plot()
     for status, marker in (("completed", "o"), ("early_stopped", "x")):
         chosen = [(x, y) for x, y, s in points if s == status]
         if chosen:
             axes.scatter(*zip(*chosen), marker=marker, label=status.replace("_", " "))
-    axes.set_xscale("log")
-    axes.set_xlabel("trainable parameters (%)")
     axes.set_ylabel("best dev F1")
-    axes.grid(alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path.with_suffix(".tmp.png"))
-    plt.close(figure)
-    path.with_suffix(".tmp.png").replace(path)
-    return path
+    return save_plot(figure, path)
 
 
 def per_type_markdown(per_type: dict[str, dict[str, float]]) -> str:
