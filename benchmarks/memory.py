@@ -12,7 +12,8 @@ optimizer state barely exceed. Every run uses the precision `train.precision: au
 With --bert-base-shaped the encoder is BERT-base sized (12 layers, hidden 768, 110M parameters, the
 size of BioBERT/PubMedBERT), randomly initialised from a config with minilm-l6's vocabulary: memory
 does not depend on the weights' values, and the hub (where BioBERT lives) is not reachable here.
-Two more runs add gradient checkpointing (`train.gradient_checkpointing: true`) to each.
+Two more runs add gradient checkpointing (`train.gradient_checkpointing: true`) to each; one more turns LoRA's
+dropout off (`benchmarks/memory_attribution.py` counts what that dropout keeps for backward).
 
     python benchmarks/memory.py --steps 20
     python benchmarks/memory.py --steps 10 --bert-base-shaped
@@ -34,11 +35,12 @@ from ner_ray.train.run import train_experiment  # noqa: E402
 RUNS = {
     "full": {"lora": None, "gradient_checkpointing": False},
     "lora-r16": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": False},
+    "lora-r16, dropout 0": {"lora": {"r": 16, "alpha": 32, "dropout": 0.0}, "gradient_checkpointing": False},
     "full + gradient checkpointing": {"lora": None, "gradient_checkpointing": True},
     "lora-r16 + gradient checkpointing": {"lora": {"r": 16, "alpha": 32}, "gradient_checkpointing": True},
 }
 # each LoRA run against the full fine-tune that differs from it only in LoRA
-BASELINE = {"lora-r16": "full", "lora-r16 + gradient checkpointing": "full + gradient checkpointing"}
+BASELINE = {"lora-r16": "full", "lora-r16, dropout 0": "full", "lora-r16 + gradient checkpointing": "full + gradient checkpointing"}
 
 
 def bert_base_shaped(folder: Path) -> str:
@@ -75,7 +77,7 @@ def main() -> None:
                       "gradient_checkpointing": run["gradient_checkpointing"]},
             "resources": {"num_workers": 1, "cpus_per_worker": 2},
         })
-        metrics = train_experiment(config, f"memory-{name.split()[0]}{'-gc' if run['gradient_checkpointing'] else ''}",
+        metrics = train_experiment(config, "memory-" + "".join(c if c.isalnum() else "-" for c in name),
                                    Path("runs/bench_memory"))
         result[name] = {k: metrics[k] for k in ("peak_memory_mb", "training_memory_mb", "trainable_percent",
                                                 "steady_samples_per_second", "train_precision")}
