@@ -75,7 +75,7 @@ def main() -> None:
     target.add_argument("--ray-train-worker", action="store_true", help="the first running ray::RayTrainWorker")
     parser.add_argument("--seconds", type=int, default=60, help="how long to sample a running process")
     parser.add_argument("--rate", type=int, default=50, help="samples per second")
-    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--title", default="", help="what was profiled, for BENCHMARKS.md")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND: profile it from start to end")
     args = parser.parse_args()
@@ -89,10 +89,13 @@ def main() -> None:
             pid = args.pid or ray_train_worker()
             subprocess.run([*spy, "--pid", str(pid), "--duration", str(args.seconds)], check=True)
         result = summarise(raw, args.top)
-    table = "\n".join(["| function | inclusive % | self % |", "| --- | ---: | ---: |"] + [
-        f"| `{name}` | {share} | {result['self_percent'].get(name, '')} |" for name, share in result["inclusive_percent"].items()]
-        + ["", f"callers of the hottest leaf (`{result['hottest']}`), % of all samples:", ""]
-        + [f"- `{name}`: {share}" for name, share in result["hottest_callers_percent"].items()])
+    below_the_loop = {name: share for name, share in result["inclusive_percent"].items() if share < 90}  # not the wrappers
+    table = "\n".join(["| where the time goes (inclusive) | % of samples |", "| --- | ---: |"]
+                      + [f"| `{name}` | {share} |" for name, share in below_the_loop.items()]
+                      + ["", "| leaf (self) | % of samples |", "| --- | ---: |"]
+                      + [f"| `{name}` | {share} |" for name, share in result["self_percent"].items()]
+                      + ["", f"callers of the hottest leaf (`{result['hottest']}`), % of all samples:", ""]
+                      + [f"- `{name}`: {share}" for name, share in result["hottest_callers_percent"].items()])
     record(f"py-spy profile: {args.title or ' '.join(command) or 'a Ray Train worker'} ({result['samples']} samples)", result, table)
 
 

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def machine() -> str:
 def record(title: str, result: dict, table: str = "") -> None:
     """Print `result` as JSON and append a section to BENCHMARKS.md with the command that produced it."""
     print(json.dumps(result, indent=2, default=float))
-    command = "python " + " ".join([os.path.relpath(sys.argv[0], BENCHMARKS.parent), *sys.argv[1:]])
+    command = "python " + shlex.join([os.path.relpath(sys.argv[0], BENCHMARKS.parent), *sys.argv[1:]])
     lines = [f"\n### {title}\n", f"- command: `{command}`",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", f"- machine: {machine()}\n"]
     if table:
