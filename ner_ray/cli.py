@@ -10,7 +10,7 @@
   ner-ray export MODEL_DIR --merge OUT [--register NAME] [--push-to-hub [REPO]]
   ner-ray export --combine MODEL_DIR MODEL_DIR ... [--weights W ...] [--combination linear|ties|cat] --to OUT
   ner-ray serve MODEL_DIR|STUDY_DIR [--engine hf] [--host 127.0.0.1] [--port 8000] [--api-key KEY]   (= python -m ner_ray.serve)
-  ner-ray report OUTPUT_DIR
+  ner-ray report OUTPUT_DIR   (a Tune study's or ner-ray train's runs)
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", type=Path, metavar="OUT", help="the new model folder --combine writes")
     serve_command.add_arguments(commands.add_parser("serve", help="serve a saved model (or a study's best) with Ray Serve: "
                                                     "OpenAI completions and chat, /v1/ner, /v1/ner/evaluate"))
-    report = commands.add_parser("report", help="render a study's table, report.md and plot from its results.json")
+    report = commands.add_parser("report", help="render the table, report.md and plot again: a Tune study's (from its "
+                                 "results.json) or ner-ray train's (from its runs' metrics.json)")
     report.add_argument("output_dir", type=Path, help="the study's train.output_dir")
     return parser
 
@@ -171,15 +172,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve_command.run(args)
         if args.command == "report":
-            from ner_ray.tune.study_report import write_report
-
-            table, report = write_report(args.output_dir)
-            print(f"{table}\nreport: {report}")
-            return 0
+            return _report(args)
     except (DataFormatError, ConfigError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    """A Tune study's report from its results.json, or else the comparison report of `ner-ray train`'s runs."""
+    from ner_ray.artifacts import RESULTS
+    from ner_ray.comparison import comparison_table, read_train_runs, write_comparison_report
+    from ner_ray.tune.study_report import write_report
+
+    if (args.output_dir / RESULTS).is_file():
+        table, report = write_report(args.output_dir)
+    else:
+        heading, runs = read_train_runs(args.output_dir)
+        if not runs:
+            raise ConfigError(f"{args.output_dir}: neither a Tune study's {RESULTS} (python -m ner_ray.tune STUDY.yaml writes it) "
+                              "nor ner-ray train's <experiment>/[seed<k>/]metrics.json")
+        table, report = comparison_table(runs), write_comparison_report(args.output_dir, heading, runs)
+    print(f"{table}\nreport: {report}")
+    return 0
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -234,7 +249,7 @@ def _data_convert(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ner_ray.comparison import comparison_table, write_comparison_report
+    from ner_ray.comparison import comparison_table, report_heading, write_comparison_report
     from ner_ray.config import load_study
     from ner_ray.train.preflight import Findings, check_experiment
     from ner_ray.train.run import train_repeats
@@ -249,7 +264,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"warning: {redact(warning)}", file=sys.stderr)
     findings.raise_errors()
     output_dir = Path(next(iter(configs.values())).train.output_dir).resolve()
-    heading = f"{study.name}: " + ", ".join(dict.fromkeys(f"{c.model.name} on {c.data.corpus}" for c in configs.values()))
+    heading = report_heading((c.model.name, c.data.corpus) for c in configs.values())
     runs = []
     for name, config in configs.items():
         runs.extend(train_repeats(config, name, resume=args.resume))

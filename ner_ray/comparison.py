@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ner_ray.artifacts import PLOT, REPORT
+from ner_ray.artifacts import METRICS, MODEL_DIR, MODEL_META, PLOT, REPORT
 from ner_ray.data.textio import write_text_atomic
 
 COLUMNS = (("test f1", "test_f1", 4), ("test precision", "test_precision", 4), ("test recall", "test_recall", 4),
@@ -60,6 +60,28 @@ def comparison_table(runs: Iterable[dict], columns=COLUMNS) -> str:
     lines = [" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def report_heading(models: Iterable[tuple[str, str]]) -> str:
+    """`Seed-000 comparison: model on corpus[, ...]`, the report's title."""
+    return "Seed-000 comparison: " + ", ".join(dict.fromkeys(f"{model} on {corpus}" for model, corpus in models))
+
+
+def read_train_runs(output_dir: str | Path) -> tuple[str, list[dict]]:
+    """The report's title and the metrics of every `ner-ray train` run in OUTPUT_DIR (<experiment>/metrics.json and
+    <experiment>/seed<k>/metrics.json), in the order they finished (no runs: an empty list)."""
+    import json
+
+    paths = sorted([*Path(output_dir).glob(f"*/{METRICS}"), *Path(output_dir).glob(f"*/seed*/{METRICS}")],
+                   key=lambda path: path.stat().st_mtime)
+    runs, models = [], []
+    for path in paths:
+        runs.append(json.loads(path.read_text(encoding="utf-8")))
+        meta = path.parent / MODEL_DIR / MODEL_META
+        if meta.is_file():
+            config = json.loads(meta.read_text(encoding="utf-8")).get("config", {})
+            models.append((config.get("model", {}).get("name", "?"), config.get("data", {}).get("corpus", "?")))
+    return report_heading(models), runs
 
 
 def write_comparison_report(output_dir: str | Path, heading: str, runs: list[dict]) -> Path:

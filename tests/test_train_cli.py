@@ -64,6 +64,9 @@ def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_
     assert table in report and "![test F1 vs trainable parameters](f1_vs_trainable.png)" in report
     assert (tmp_path / "runs" / "f1_vs_trainable.png").stat().st_size > 1000
     assert "| full | 43 | " in report and "fp32" in report
+    (tmp_path / "runs" / "report.md").unlink()
+    assert main(["report", str(tmp_path / "runs")]) == 0  # rendered again from the runs' metrics.json alone
+    assert (tmp_path / "runs" / "report.md").read_text() == report
 
     # --resume reads back the seeds that finished with this very config, trains the ones that did not
     import ner_ray.train.run
@@ -79,6 +82,12 @@ def test_train_writes_metrics_per_seed_and_prints_mean_and_std(ray_session, tmp_
     assert trained == [("full", 44, 1.0e-3)]  # seeds 42 and 43 read back: repeats says how many seeds only
     assert main(["train", str(study), "--experiment", "full", "train.repeats=2", "train.lr=2e-3", "--resume"]) == 0
     assert trained[1:] == [("full", 42, 2.0e-3), ("full", 43, 2.0e-3)]  # another config: trained again
+
+
+def test_report_of_a_folder_without_runs_says_what_it_looked_for(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {tmp_path}: neither a Tune study's results.json") and "metrics.json" in error
 
 
 def test_unknown_experiment_fails_before_training(tmp_path, capsys, monkeypatch):
