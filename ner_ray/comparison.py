@@ -9,6 +9,7 @@ every run and the test-F1-vs-trainable-% plot (`write_comparison_report`).
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -70,8 +71,6 @@ def report_heading(models: Iterable[tuple[str, str]]) -> str:
 def read_train_runs(output_dir: str | Path) -> tuple[str, list[dict]]:
     """The report's title and the metrics of every `ner-ray train` run in OUTPUT_DIR (<experiment>/metrics.json and
     <experiment>/seed<k>/metrics.json), in the order they finished (no runs: an empty list)."""
-    import json
-
     paths = sorted([*Path(output_dir).glob(f"*/{METRICS}"), *Path(output_dir).glob(f"*/seed*/{METRICS}")],
                    key=lambda path: path.stat().st_mtime)
     runs, models = [], []
