@@ -14,7 +14,6 @@ every tensor above 128 KiB gets its own mapping, returned to the system when fre
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import json
 import os
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_attribution import model_and_batch  # noqa: E402
+from memory_attribution import model_and_batch, train_step  # noqa: E402
 from record import record  # noqa: E402
 
 from ner_ray.inference.predict import resolve_precision  # noqa: E402
@@ -51,11 +50,7 @@ def train_steps(lora: dict | None, steps: int, autocast: bool) -> dict[str, floa
         length = lengths.randint(16, 128)
         batch = {"input_ids": torch.randint(1000, 20000, (16, length)), "attention_mask": torch.ones(16, length, dtype=torch.long),
                  "labels": torch.randint(0, len(family.labels.labels), (16, length))}
-        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
-            loss, _ = family.loss(model, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        train_step(family, model, optimizer, batch, autocast)
     seconds = time.perf_counter() - start
     end = process.memory_info().rss / MB
     ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -117,6 +117,16 @@ def model_and_batch(model_name: str, lora: dict | None, batch_size: int, tokens:
     return family, model, batch
 
 
+def train_step(family, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+               autocast: bool) -> None:
+    """One optimizer step on the batch (under bf16 autocast when asked), gradients freed after it."""
+    with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+        loss, _ = family.loss(model, batch)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 TIMELINE = ("weights", "AdamW state", "inputs", "temporaries", "activations", "gradients", "autograd detail", "unknown")
 
 
@@ -131,17 +141,10 @@ def tensor_peak_mb(model_name: str, lora: dict | None, autocast: bool, batch_siz
     family, model, batch = model_and_batch(model_name, lora, batch_size, tokens)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
-            loss, _ = family.loss(model, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()
+    train_step(family, model, optimizer, batch, autocast)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        step()
-        step()
+        train_step(family, model, optimizer, batch, autocast)
+        train_step(family, model, optimizer, batch, autocast)
     with tempfile.TemporaryDirectory() as folder:
         prof.export_memory_timeline(f"{folder}/timeline.json", device="cpu")
         _, sizes = json.loads(Path(folder, "timeline.json").read_text())

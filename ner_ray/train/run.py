@@ -112,15 +112,12 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
     from ner_ray.train.worker import train_loop_per_worker
 
     ensure_ray(config.resources.address)
-    # Ray Train workers run in their own working directory: relative paths they read must be absolute
-    # (family fusion finds its adapters under train.output_dir).
-    config = config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
     if resume_from is not None and not isinstance(resume_from, Checkpoint):
         resume_from = Checkpoint.from_directory(str(Path(resume_from).resolve()))
     work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{run_name}_"))
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": redact_tree(config.model_dump(mode="json")), "work_dir": str(work_dir),  # no credential
+        train_loop_config={"config": worker_config(config), "work_dir": str(work_dir),
                            "concurrent_trials": concurrent_trials, "resume_from": resume_from},
         scaling_config=scaling_config(config),
         run_config=RunConfig(
@@ -135,6 +132,14 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
         return trainer.fit()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def worker_config(config: StudyConfig) -> dict[str, Any]:
+    """The config as a Ray Train worker trains with it (and its exported model records it): train.output_dir
+    absolute, since workers run in their own working directory (family fusion finds its adapters there), and
+    no credential."""
+    return redact_tree(config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
+                       .model_dump(mode="json"))
 
 
 def fit_experiment(config: StudyConfig, name: str, output_dir: str | Path, max_failures: int = 0,
@@ -187,8 +192,7 @@ def finished_run(config: StudyConfig, folder: Path) -> dict[str, Any] | None:
     trained with `config` (train.repeats aside: it says how many seeds, not how one trains); else None."""
     if not (folder / METRICS).is_file() or not (folder / MODEL_DIR / MODEL_META).is_file():
         return None
-    resolved = config.with_updates({"train.output_dir": str(Path(config.train.output_dir).resolve())})
-    wanted = redact_tree(resolved.model_dump(mode="json"))
+    wanted = worker_config(config)
     saved = read_model_meta(folder / MODEL_DIR).get("config", {})
     for both in (wanted, saved):
         both.get("train", {}).pop("repeats", None)
