@@ -202,10 +202,12 @@ def scored_splits(setup):
     return [(setup.data.dev_documents, setup.data.dev), (test, encode_documents(test, setup.family))]
 
 
+@pytest.mark.parametrize("constrained", [False, True], ids=["argmax", "constrained"])
 @pytest.mark.parametrize("case", ["token_cls-lora", "crf-lora", "multitask-lora"])
-def test_decode_of_gold_outputs_gives_the_gold_spans(lab, case):
+def test_decode_of_gold_outputs_gives_the_gold_spans(lab, case, constrained):
     setup = lab.setup(case)
-    family = setup.family
+    family = type(setup.family)(setup.config.with_updates({"model.head.constrained": constrained}), setup.family.types,
+                                setup.family.tokenizer)
     model = lab.train(case).model  # crf decoding needs the model's CRF (its transitions cannot beat these outputs)
     checked = 0
     for documents, examples in scored_splits(setup):

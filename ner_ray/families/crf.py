@@ -2,14 +2,14 @@
 
 The CRF runs over the positions that carry a tag (first subwords, or all subwords), packed to the
 left so that its mask is contiguous (`tagger.pack`); TaggerModel.forward computes its negative
-log-likelihood, and Viterbi decoding gives the best label sequence.
+log-likelihood, and Viterbi decoding gives the best label sequence (only valid BIO ones with model.head.constrained).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ner_ray.families.tagger import IGNORE, EncoderFamily, TaggerModel, pack
+from ner_ray.families.tagger import EncoderFamily, TaggerModel, bio_crf, viterbi_ids
 
 
 class CrfTagging(EncoderFamily):
@@ -25,11 +25,10 @@ class CrfTagging(EncoderFamily):
         return outputs["crf_nll"], outputs
 
     def decode(self, model: TaggerModel, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Viterbi under the learned transitions (decode gets the unwrapped model: FamilyTrainer.prediction_step);
+        with model.head.constrained, the transitions BIO forbids are forbidden on top of them."""
         mask = batch["label_mask"].bool()
-        emissions, packed_mask = pack(outputs["logits"].float(), mask)
-        best = model.crf.decode(emissions, mask=packed_mask)  # decode gets the unwrapped model (FamilyTrainer.prediction_step)
-        ids = torch.full_like(batch["label_mask"], IGNORE)
-        for row, path in enumerate(best):
-            positions = mask[row].nonzero().flatten()
-            ids[row, positions] = torch.tensor(path[: len(positions)], dtype=ids.dtype, device=ids.device)
-        return ids
+        if not self.config.model.head.constrained:
+            return viterbi_ids(model.crf, outputs["logits"].float(), mask)
+        scores = outputs["logits"].float().cpu()
+        return viterbi_ids(bio_crf(self.labels, model.crf), scores, mask.cpu()).to(mask.device)

@@ -9,6 +9,7 @@ encoder/, head.safetensors).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from ner_ray.families import peft as peft_seam
 from ner_ray.families.base import Example, FamilyBase, ParameterGroup
 from ner_ray.families.models import resolve_model
 
+FORBIDDEN = -1.0e4  # the score of a transition BIO forbids: no sum of log-probabilities outweighs it
 IGNORE = -100  # label id of positions that carry no tag (special tokens, non-first subwords, padding)
 ADAPTER_DIR = "adapter"  # a saved LoRA model: the PEFT adapter (the base is reloaded by name)
 ENCODER_DIR = "encoder"  # a saved full (or merged) model: the whole encoder
@@ -124,6 +126,42 @@ def pack(values: torch.Tensor, mask: torch.Tensor, fill: float | int = 0) -> tup
     return packed, packed_mask
 
 
+def viterbi_ids(crf: nn.Module, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The best label ids under `crf`'s transitions (a torchcrf CRF) given per-position `scores`, at the `mask`
+    positions (bool); IGNORE elsewhere."""
+    emissions, packed_mask = pack(scores, mask)
+    best = crf.decode(emissions, mask=packed_mask)
+    ids = torch.full(mask.shape, IGNORE, dtype=torch.long, device=scores.device)
+    for row, path in enumerate(best):
+        positions = mask[row].nonzero().flatten()
+        ids[row, positions] = torch.tensor(path[: len(positions)], dtype=ids.dtype, device=ids.device)
+    return ids
+
+
+def bio_crf(labels: LabelSet, learned: nn.Module | None = None) -> nn.Module:
+    """A torchcrf CRF whose Viterbi path is always valid BIO: I-X only after B-X or I-X, never first. Its scores
+    are `learned`'s (a trained CRF) or 0, with FORBIDDEN added on the transitions BIO forbids; over a softmax
+    head's log-probabilities its Viterbi path is the most probable valid tag sequence."""
+    from torchcrf import CRF
+
+    tags = labels.labels
+    n = len(tags)
+    inside = [j for j, tag in enumerate(tags) if tag.startswith("I-")]
+    start, transitions, end = torch.zeros(n), torch.zeros(n, n), torch.zeros(n)
+    for j in inside:
+        start[j] = FORBIDDEN
+        allowed = {tags.index(f"B-{tags[j][2:]}"), j}
+        for i in range(n):
+            if i not in allowed:
+                transitions[i, j] = FORBIDDEN
+    crf = CRF(n, batch_first=True).requires_grad_(False)
+    with torch.no_grad():
+        for name, penalty in (("start_transitions", start), ("transitions", transitions), ("end_transitions", end)):
+            base = getattr(learned, name).detach().float().cpu() if learned is not None else torch.zeros_like(penalty)
+            getattr(crf, name).copy_(base + penalty)
+    return crf
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The model itself under a DistributedDataParallel (or DeepSpeed) wrapper, for its heads' attributes."""
     return getattr(model, "module", model)
@@ -194,9 +232,19 @@ class EncoderFamily(FamilyBase):
         return loss, outputs
 
     def decode(self, model: TaggerModel, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Predicted label ids at the tagged positions (label_mask), IGNORE elsewhere."""
+        """Predicted label ids at the tagged positions (label_mask), IGNORE elsewhere: each position's argmax, or
+        with model.head.constrained the most probable tag sequence that is valid BIO."""
+        mask = batch["label_mask"].bool()
+        if self.config.model.head.constrained:
+            scores = outputs["logits"].float().log_softmax(-1).cpu()
+            return viterbi_ids(self.valid_bio, scores, mask.cpu()).to(mask.device)
         ids = outputs["logits"].argmax(-1)
-        return torch.where(batch["label_mask"].bool(), ids, torch.full_like(ids, IGNORE))
+        return torch.where(mask, ids, torch.full_like(ids, IGNORE))
+
+    @functools.cached_property
+    def valid_bio(self) -> nn.Module:
+        """The CRF (fixed scores, nothing learned) whose Viterbi decoding keeps a softmax head's tags valid BIO."""
+        return bio_crf(self.labels)
 
     def spans(self, example: Example, row: Any) -> list[Span]:
         """BIO chunks of the row's label ids (positions past the example's length are padding)."""
