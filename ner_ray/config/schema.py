@@ -122,8 +122,8 @@ class HeadConfig(Block):
 
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the tagging head")
     lr_multiplier: float = Field(1.0, gt=0, description="learning-rate multiplier for head (and CRF) parameters")
-    # true since benchmarks/constrained_decoding.py (2026-12-03): on the 18 softmax-head models of the seed-000 suite
-    # (NCBI-disease, 3 seeds) it raised dev F1 in every one (+0.010 to +0.026) and test F1 by 0.008-0.020
+    # true since benchmarks/constrained_decoding.py (2026-12-03): on the 24 softmax-head models of the seed-000 suite
+    # (NCBI-disease, 8 experiments x 3 seeds) it raised dev F1 in every one (+0.006 to +0.026); the CRF's barely moved
     constrained: bool = Field(
         True, description="decode only valid BIO tag sequences (I-X only after B-X or I-X): Viterbi over the head's "
         "log-probabilities (family crf: its learned scores) with the other transitions forbidden; false: each position's "
