@@ -87,3 +87,16 @@ def test_token_head_decodes_argmax_or_the_best_valid_sequence():
     constrained = encoder_family("token_cls", True).decode(None, {"logits": logits}, batch)
     assert argmax.tolist() == [[2, 2, 0, 4]]
     assert constrained.tolist() == [[1, 2, 0, 3]]
+
+
+def test_constrained_decoding_leaves_the_training_rng_alone():
+    # decoding runs between training epochs: a CRF built there must not draw from the RNG that training's dropout uses
+    logits = torch.randn(2, 6, len(LABELS.labels))
+    batch = {"label_mask": torch.ones(2, 6, dtype=torch.long)}
+    family = encoder_family("token_cls", True)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    family.decode(None, {"logits": logits}, batch)
+    bio_crf(LABELS, bio_crf(LABELS))
+    assert torch.equal(torch.rand(4), expected)

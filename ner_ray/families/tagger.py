@@ -154,7 +154,8 @@ def bio_crf(labels: LabelSet, learned: nn.Module | None = None) -> nn.Module:
         for i in range(n):
             if i not in allowed:
                 transitions[i, j] = FORBIDDEN
-    crf = CRF(n, batch_first=True).requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):  # CRF() draws its initial scores: decoding must not move training's RNG
+        crf = CRF(n, batch_first=True).requires_grad_(False)
     with torch.no_grad():
         for name, penalty in (("start_transitions", start), ("transitions", transitions), ("end_transitions", end)):
             base = getattr(learned, name).detach().float().cpu() if learned is not None else torch.zeros_like(penalty)
