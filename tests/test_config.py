@@ -58,8 +58,9 @@ def test_compare_suite_experiments_resolve_by_deep_merge():
         "full", "lora-r8", "lora-r16", "lora-r32", "lora-r64", "lora-r16-crf", "lora-aug", "fusion", "multitask"]
     full, r8, r16 = study.resolve("full"), study.resolve("lora-r8"), study.resolve("lora-r16")
     assert full.model.lora is None and full.train.lr == 2.7e-4 and full.model.head.lr_multiplier == 1.0
-    assert (r16.train.lr, r16.model.head.lr_multiplier, r16.data.max_length) == (2e-3, 10.0, 128)  # the studies' recipes
-    assert (r8.model.lora.r, r8.model.lora.alpha, r8.model.lora.dropout) == (8, 16, 0.1)  # dropout inherited
+    assert full.train.batch_size == 16
+    assert (r16.train.lr, r16.model.head.lr_multiplier, r16.data.max_length, r16.train.batch_size) == (2e-3, 10.0, 128, 8)
+    assert (r8.model.lora.r, r8.model.lora.alpha, r8.model.lora.dropout) == (8, 16, 0.0)  # dropout inherited
     assert r16.model_dump(exclude={"name"}) == study.defaults.model_dump(exclude={"name"})
     assert study.resolve("lora-r16-crf").model.family == "crf"
     assert study.resolve("lora-r16-crf").model.lora.r == 16
@@ -71,7 +72,8 @@ def test_compare_suite_experiments_resolve_by_deep_merge():
 
 def test_check_study_prints_each_experiments_differences(tmp_path):
     summary = check_study(ROOT / "search_spaces" / "compare_suite.yaml").splitlines()
-    assert "  full: model.lora=null, model.head.lr_multiplier=1.0, train.lr=0.00027, train.warmup_ratio=0.0" in summary
+    assert ("  full: model.lora=null, model.head.lr_multiplier=1.0, train.lr=0.00027, train.batch_size=16, "
+            "train.warmup_ratio=0.0") in summary
     assert "  lora-r8: model.lora.r=8, model.lora.alpha=16" in summary
     assert "  lora-r16: as the defaults" in summary
     path = write(tmp_path, """
