@@ -70,6 +70,43 @@ def test_compare_suite_experiments_resolve_by_deep_merge():
     assert [c.name for c in study.experiments.values()] == list(study.experiments)
 
 
+# ----------------------------------------------------------------------------------- the encoder LoRA recipe
+def recipe_keys(config: StudyConfig) -> tuple:
+    return config.train.lr, config.model.head.lr_multiplier, config.model.lora and config.model.lora.dropout
+
+
+def test_an_encoder_lora_study_that_leaves_the_recipe_keys_unset_gets_the_recipe(tmp_path):
+    study = load_study(write(tmp_path, """
+        model: {lora: {r: 16}}
+        experiments:
+          - name: lora
+          - name: crf
+            model: {family: crf}
+          - name: own
+            model: {lora: {dropout: 0.05}, head: {lr_multiplier: 2.0}}
+            train: {lr: 3.0e-4}
+          - name: full
+            model: {lora: null}
+          - name: span-gen
+            model: {family: span_gen, name: smollm2-135m}
+    """))
+    assert recipe_keys(study.resolve("lora")) == recipe_keys(study.resolve("crf")) == (2e-3, 10.0, 0.0)
+    assert recipe_keys(study.resolve("own")) == (3e-4, 2.0, 0.05)  # what the study sets stays
+    assert recipe_keys(study.resolve("full")) == (5e-5, 1.0, None)  # full fine-tuning: the generic defaults
+    assert recipe_keys(study.resolve("span-gen")) == (5e-5, 1.0, 0.1)  # causal LMs: not an encoder recipe
+
+
+def test_the_recipe_follows_overrides_and_is_kept_by_dumped_configs(tmp_path):
+    path = write(tmp_path, "model: {name: minilm-l6}\n")
+    full = load_study(path).resolve("study")
+    assert recipe_keys(full) == (5e-5, 1.0, None)
+    assert recipe_keys(load_study(path, ["model.lora.r=16"]).resolve("study")) == (2e-3, 10.0, 0.0)
+    lora = StudyConfig.model_validate({"model": {"lora": {}}})
+    assert StudyConfig.model_validate(lora.model_dump()) == lora
+    # a config made from a resolved one (Tune's trials, with_updates) keeps the values it holds
+    assert recipe_keys(full.with_updates({"model.lora.r": 16}))[:2] == (5e-5, 1.0)
+
+
 def test_check_study_prints_each_experiments_differences(tmp_path):
     summary = check_study(ROOT / "search_spaces" / "compare_suite.yaml").splitlines()
     assert ("  full: model.lora=null, model.head.lr_multiplier=1.0, train.lr=0.00027, train.batch_size=16, "
@@ -88,7 +125,9 @@ def test_check_study_prints_each_experiments_differences(tmp_path):
     assert check_study(path).splitlines()[2:] == [
         "  base: as the defaults",
         '    search (optuna, 8 samples, asha): train.lr loguniform [1e-05, 0.001]',
-        "  lora: model.lora=on, model.lora.r=4, search.train.lr=null",
+        # the encoder LoRA recipe's values show where the experiment leaves them unset
+        ("  lora: model.lora=on, model.lora.r=4, model.lora.dropout=0.0, model.head.lr_multiplier=10.0, train.lr=0.002, "
+         "search.train.lr=null"),
     ]
 
 

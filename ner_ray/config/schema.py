@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ner_ray.config import diagnostics, keys
+from ner_ray.config import diagnostics, keys, recipes
 from ner_ray.errors import nearest
 from ner_ray.registry import ENGINES, FAMILIES, FORMATS, Registry
 
@@ -108,7 +108,8 @@ class LoraConfig(Block):
 
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: int = Field(16, ge=1, description="LoRA scaling numerator (lora_alpha); the update is scaled by alpha / r")
-    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input (lora_dropout)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input (lora_dropout); unset on an encoder "
+                           "family: 0 (ner_ray.config.recipes)")
     target_modules: list[str] | Literal["all-linear"] | None = Field(
         None, description="modules that get adapters: names (e.g. [query, value]), 'all-linear', or null: every linear layer")
     layers_to_transform: int | None = Field(None, ge=1, description="adapt only the last k transformer layers; null: all layers")
@@ -121,7 +122,8 @@ class HeadConfig(Block):
     """The tagging head on top of the encoder (and its CRF for family crf)."""
 
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the tagging head")
-    lr_multiplier: float = Field(1.0, gt=0, description="learning-rate multiplier for head (and CRF) parameters")
+    lr_multiplier: float = Field(1.0, gt=0, description="learning-rate multiplier for head (and CRF) parameters; unset "
+                                 "with model.lora: 10 (ner_ray.config.recipes)")
     # true since benchmarks/constrained_decoding.py (2026-12-03): on the 24 softmax-head models of the seed-000 suite
     # (NCBI-disease, 8 experiments x 3 seeds) it raised dev F1 in every one (+0.006 to +0.026); the CRF's barely moved
     constrained: bool = Field(
@@ -235,7 +237,8 @@ class TrainConfig(Block):
 
     seed: int = Field(42, ge=0, description="random seed of the first repeat; repeat i uses seed + i")
     epochs: int = Field(3, ge=1, description="training epochs (num_train_epochs)")
-    lr: float = Field(5e-5, gt=0, description="peak learning rate")
+    lr: float = Field(5e-5, gt=0, description="peak learning rate; unset on an encoder family with model.lora: 2e-3 "
+                      "(ner_ray.config.recipes)")
     batch_size: int = Field(16, ge=1, description="windows per device per step (per_device_train_batch_size)")
     eval_batch_size: int | None = Field(None, ge=1, description="windows per device when evaluating and predicting; null: 2 x batch_size")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
@@ -420,6 +423,11 @@ class StudyConfig(Block):
     @classmethod
     def _drop_null_domains(cls, search: dict[str, SearchDomain | None]) -> dict[str, SearchDomain]:
         return {key: domain for key, domain in search.items() if domain is not None}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, raw: Any) -> Any:
+        return recipes.with_recipe_defaults(raw)
 
     @model_validator(mode="after")
     def _cross_block(self) -> StudyConfig:
