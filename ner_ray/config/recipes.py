@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 ENCODER_FAMILIES = ("token_cls", "crf", "multitask", "fusion")
-DEFAULT_FAMILY = "token_cls"  # ModelConfig.family's default
+DEFAULT_FAMILY = "token_cls"  # model.family when a study names none (ModelConfig.family reads it)
 ENCODER_LORA_RECIPE: dict[tuple[str, ...], float] = {
     ("train", "lr"): 2.0e-3,
     ("model", "head", "lr_multiplier"): 10.0,

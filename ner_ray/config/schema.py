@@ -194,7 +194,7 @@ class ModelConfig(Block):
     """Base model, model family and parameter-efficient settings."""
 
     name: str = Field("minilm-l6", min_length=1, description="model alias (minilm-l6, smollm2-135m, ...) or a Hugging Face id or path")
-    family: FamilyName = Field("token_cls", description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion, span_gen, instruct")
+    family: FamilyName = Field(recipes.DEFAULT_FAMILY, description="model family (ner_ray.registry.FAMILIES): token_cls, crf, multitask, fusion, span_gen, instruct")
     lora: LoraConfig | None = Field(None, description="LoRA adapter settings; null: full fine-tuning")
     head: HeadConfig = Field(default_factory=HeadConfig, description="tagging head (token_cls, crf, multitask, fusion)")
     fusion: FusionConfig | None = Field(None, description="adapter combination, required by family fusion")
