@@ -1,0 +1,153 @@
+"""Where ner_ray's Ray overhead (issue 14 item 4) comes from: the same training steps (minilm-l6, NCBI-disease train
+BIO sentences, batch 16, length-grouped dynamic padding, the precision `train.precision: auto` picks) run six ways,
+each arm in a fresh Python process (an OpenMP thread pool, once made, lives as long as its process), arms interleaved
+round after round:
+
+  plain            the plain HF Trainer script (benchmarks/plain_hf.py), on the main thread;
+  ours_main        ner_ray's FamilyTrainer with the family's collate, loss and model, no Ray, on the main thread;
+  ours_thread      the same on a new Python thread (Ray Train runs the training function on a thread);
+  ours_thread_pool the same on a new thread after one parallel op on the main thread, so that the process holds
+                   two libgomp pools (the main thread's, idle, and the training thread's);
+  ours_ray_task    ours_main as a Ray task (2 CPUs) on ner_ray's local Ray;
+  ours_ray_train   `ner-ray train`'s path: TorchTrainer, 1 worker (throughput.py's arm).
+
+Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds.
+
+    python benchmarks/ray_overhead.py --steps 120 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_train")
+BIO = "ncbi_disease/conll/train.tsv"
+
+
+def ours_in_process(steps: int, batch_size: int, precision: str) -> float:
+    """ner_ray's training step without Ray: the study's data, family, model and FamilyTrainer, timed by the
+    same ThroughputCallback; no evaluation, no checkpoints."""
+    from transformers import set_seed
+
+    from ner_ray.config import StudyConfig
+    from ner_ray.train.accounting import ThroughputMeter
+    from ner_ray.train.callbacks import ThroughputCallback
+    from ner_ray.train.data import prepare_data
+    from ner_ray.train.trainer import FamilyTrainer, training_arguments
+
+    config = StudyConfig.model_validate({
+        "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
+        "model": {"name": "minilm-l6", "lora": None},
+        "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "precision": precision},
+    })
+    set_seed(config.train.seed)
+    data = prepare_data(config)
+    args = training_arguments(config, "/tmp/ray_overhead_hf", max(1, steps // 4), None)
+    args.load_best_model_at_end, args.save_strategy, args.eval_strategy = False, "no", "no"
+    meter = ThroughputMeter(batch_size)
+    trainer = FamilyTrainer(model=data.family.build(), args=args, family=data.family, train_dataset=[e.features for e in data.train],
+                            data_collator=data.family.collate, callbacks=[ThroughputCallback(meter)])
+    trainer.train()
+    return meter.samples_per_second
+
+
+def on_thread(fn):
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", fn()))
+    thread.start()
+    thread.join()
+    return result["value"]
+
+
+def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
+    import torch
+
+    from ner_ray.inference.predict import resolve_precision
+
+    precision = resolve_precision("auto")
+    threads = 2 if (os.cpu_count() or 1) >= 2 else 1
+
+    def ours() -> float:
+        torch.set_num_threads(threads)
+        return ours_in_process(steps, batch_size, precision)
+
+    if arm == "plain":
+        from plain_hf import run as run_plain
+
+        torch.set_num_threads(threads)
+        return run_plain(Path(data_dir) / BIO, "dynamic", bf16=precision == "bf16", steps=steps, batch_size=batch_size,
+                         group_by_length=True)["steady_sentences_per_second"]
+    if arm == "ours_main":
+        return ours()
+    if arm == "ours_thread":
+        return on_thread(ours)
+    if arm == "ours_thread_pool":
+        torch.set_num_threads(threads)
+        (torch.randn(1024, 1024) @ torch.randn(1024, 1024)).sum()  # a parallel region: the main thread's libgomp pool
+        return on_thread(ours)
+    if arm == "ours_ray_task":
+        import ray
+
+        from ner_ray.train.run import ensure_ray
+
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+        ensure_ray()
+        return ray.get(ray.remote(num_cpus=2)(ours).remote())
+    if arm == "ours_ray_train":
+        from throughput import run_ours
+
+        return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
+    raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: " + ", ".join(ARMS))
+    parser.add_argument("--arm", help=argparse.SUPPRESS)  # one arm in this process (the driver's child)
+    parser.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
+    args = parser.parse_args()
+    os.environ["NER_RAY_DATA"] = args.data_dir
+    if args.arm:
+        print("ARM_RESULT " + json.dumps(run_arm(args.arm, args.steps, args.batch_size, args.data_dir)), flush=True)
+        return
+    from record import record
+
+    from ner_ray.inference.predict import resolve_precision
+
+    arms = args.arms.split(",")
+    runs: dict[str, list[float]] = {arm: [] for arm in arms}
+    for _ in range(args.rounds):
+        for arm in arms:
+            child = subprocess.run([sys.executable, __file__, "--arm", arm, "--steps", str(args.steps), "--batch-size",
+                                    str(args.batch_size), "--data-dir", args.data_dir], capture_output=True, text=True, check=False)
+            line = next((x for x in child.stdout.splitlines() if x.startswith("ARM_RESULT ")), None)
+            if line is None:
+                raise SystemExit(f"arm {arm} failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
+            runs[arm].append(json.loads(line.split(" ", 1)[1]))
+            print(arm, f"{runs[arm][-1]:.1f}", flush=True)
+    median = {arm: statistics.median(values) for arm, values in runs.items()}
+    base = median.get("plain")
+    rows = ["| arm | steady sentences/s (median) | each round | vs plain |", "| --- | ---: | --- | ---: |"]
+    for arm in arms:
+        versus = f"{100 * (median[arm] / base - 1):+.1f}%" if base else ""
+        rows.append(f"| {arm} | {median[arm]:.1f} | {', '.join(f'{v:.1f}' for v in runs[arm])} | {versus} |")
+    precision = resolve_precision("auto")
+    record(f"Ray overhead, arm by arm: the same training steps with and without Ray, on and off the main thread "
+           f"(NCBI-disease, minilm-l6, batch {args.batch_size}, {precision}, {args.rounds} interleaved rounds)",
+           {"precision": precision, "steps": args.steps, "rounds": runs, "median": median}, "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
