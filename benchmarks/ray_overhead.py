@@ -9,6 +9,7 @@ round after round:
   ours_thread_pool the same on a new thread after one parallel op on the main thread, so that the process holds
                    two libgomp pools (the main thread's, idle, and the training thread's);
   ours_ray_task    ours_main as a Ray task (2 CPUs) on ner_ray's local Ray;
+  ours_ray_task_thread  the same Ray task, training on a new thread of the task's worker (as Ray Train's worker does);
   ours_ray_train   `ner-ray train`'s path: TorchTrainer, 1 worker (throughput.py's arm).
 
 Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_train")
+ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_task_thread", "ours_ray_train")
 BIO = "ncbi_disease/conll/train.tsv"
 
 
@@ -94,14 +95,15 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
         torch.set_num_threads(threads)
         (torch.randn(1024, 1024) @ torch.randn(1024, 1024)).sum()  # a parallel region: the main thread's libgomp pool
         return on_thread(ours)
-    if arm == "ours_ray_task":
+    if arm in ("ours_ray_task", "ours_ray_task_thread"):
         import ray
 
         from ner_ray.train.run import ensure_ray
 
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
         ensure_ray()
-        return ray.get(ray.remote(num_cpus=2)(ours).remote())
+        task = ours if arm == "ours_ray_task" else (lambda: on_thread(ours))
+        return ray.get(ray.remote(num_cpus=2)(task).remote())
     if arm == "ours_ray_train":
         from throughput import run_ours
 
