@@ -71,19 +71,19 @@ def on_thread(fn):
 
 def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
     import torch
+    from plain_hf import run as run_plain
+    from throughput import as_ray_task, run_ours
 
     from ner_ray.inference.predict import resolve_precision
 
     precision = resolve_precision("auto")
-    threads = 2 if (os.cpu_count() or 1) >= 2 else 1
+    threads = min(2, os.cpu_count() or 1)
 
     def ours() -> float:
         torch.set_num_threads(threads)
         return ours_in_process(steps, batch_size, precision)
 
     if arm == "plain":
-        from plain_hf import run as run_plain
-
         torch.set_num_threads(threads)
         return run_plain(Path(data_dir) / BIO, "dynamic", bf16=precision == "bf16", steps=steps, batch_size=batch_size,
                          group_by_length=True)["steady_sentences_per_second"]
@@ -95,18 +95,11 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
         torch.set_num_threads(threads)
         (torch.randn(1024, 1024) @ torch.randn(1024, 1024)).sum()  # a parallel region: the main thread's libgomp pool
         return on_thread(ours)
-    if arm in ("ours_ray_task", "ours_ray_task_thread"):
-        import ray
-
-        from ner_ray.train.run import ensure_ray
-
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-        ensure_ray()
-        task = ours if arm == "ours_ray_task" else (lambda: on_thread(ours))
-        return ray.get(ray.remote(num_cpus=2)(task).remote())
+    if arm == "ours_ray_task":
+        return as_ray_task(ours)
+    if arm == "ours_ray_task_thread":
+        return as_ray_task(on_thread, ours)
     if arm == "ours_ray_train":
-        from throughput import run_ours
-
         return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
     raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
 

@@ -48,17 +48,21 @@ def run_ours(steps: int, batch_size: int, precision: str) -> dict:
             "precision": metrics["train_precision"]}
 
 
-def run_plain_in_ray(bio: Path, steps: int, batch_size: int, bf16: bool) -> dict:
-    """Arm 3: the plain dynamic-padding script as a Ray task holding 2 CPUs, on ner_ray's local Ray."""
+def as_ray_task(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` as a Ray task holding 2 CPUs, on ner_ray's local Ray (started when none runs)."""
     import ray
 
     from ner_ray.train.run import ensure_ray
 
-    # Ray's worker processes inherit the driver's environment: they find plain_hf.py on this path.
+    # Ray's worker processes inherit the driver's environment: they find this folder's modules on this path.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
     ensure_ray()
-    task = ray.remote(num_cpus=2)(run_plain)
-    return ray.get(task.remote(bio, "dynamic", bf16=bf16, steps=steps, batch_size=batch_size, group_by_length=True))
+    return ray.get(ray.remote(num_cpus=2)(fn).remote(*args, **kwargs))
+
+
+def run_plain_in_ray(bio: Path, steps: int, batch_size: int, bf16: bool) -> dict:
+    """Arm 3: the plain dynamic-padding script as a Ray task holding 2 CPUs, on ner_ray's local Ray."""
+    return as_ray_task(run_plain, bio, "dynamic", bf16=bf16, steps=steps, batch_size=batch_size, group_by_length=True)
 
 
 def main() -> None:
