@@ -10,7 +10,9 @@ round after round:
                    two libgomp pools (the main thread's, idle, and the training thread's);
   ours_ray_task    ours_main as a Ray task (2 CPUs) on ner_ray's local Ray;
   ours_ray_task_thread  the same Ray task, training on a new thread of the task's worker (as Ray Train's worker does);
-  ours_ray_train   `ner-ray train`'s path: TorchTrainer, 1 worker (throughput.py's arm).
+  ours_ray_train   `ner-ray train`'s path: TorchTrainer, 1 worker (throughput.py's arm);
+  ours_ray_train_unisolated  the same without ner_ray/train/cpu_isolation.py's measures (Ray's processes under
+                   SCHED_OTHER, the workers without MALLOC_ARENA_MAX=1), as before 2026-12-07.
 
 Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds.
 
@@ -30,7 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_task_thread", "ours_ray_train")
+ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_task_thread", "ours_ray_train",
+        "ours_ray_train_unisolated")
 BIO = "ncbi_disease/conll/train.tsv"
 
 
@@ -100,6 +103,13 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
     if arm == "ours_ray_task_thread":
         return as_ray_task(on_thread, ours)
     if arm == "ours_ray_train":
+        return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
+    if arm == "ours_ray_train_unisolated":
+        import contextlib
+
+        from ner_ray.train import cpu_isolation
+
+        cpu_isolation.batch_scheduled = lambda: contextlib.nullcontext({})
         return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
     raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
 

@@ -51,12 +51,17 @@ def start_local_ray(**init_kwargs) -> None:
     That State API client finds the cluster from RAY_ADDRESS, or fails when several Ray instances run on
     the machine; so the GCS gets a chosen port and RAY_ADDRESS is set while Ray's processes start (they
     inherit it), then restored, so that the driver can start another Ray later.
+
+    Ray's processes start under SCHED_BATCH and its workers with MALLOC_ARENA_MAX=1, so that they take as little
+    as they can from CPU training (`cpu_isolation`).
     """
     import socket
 
     import ray
     from ray._common.network_utils import build_address, get_localhost_ip
     from ray._private import ray_constants
+
+    from ner_ray.train.cpu_isolation import batch_scheduled
 
     with socket.socket() as probe:
         probe.bind(("", 0))
@@ -68,9 +73,10 @@ def start_local_ray(**init_kwargs) -> None:
     os.environ.update(pinned)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        kwargs = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "log_to_driver": True,
-                  "configure_logging": False, **init_kwargs}
-        ray.init(address="local", **kwargs)
+        with batch_scheduled() as worker_env:
+            kwargs = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "log_to_driver": True,
+                      "configure_logging": False, "runtime_env": {"env_vars": worker_env}, **init_kwargs}
+            ray.init(address="local", **kwargs)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved_cluster_switch
         for key, value in saved.items():

@@ -47,6 +47,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     checkpoint (a restart after a worker failure) takes precedence over `resume_from`."""
     import ray.train
 
+    from ner_ray.train.cpu_isolation import restore_training_thread
+
+    restore_training_thread()  # first: the OpenMP threads this thread starts inherit its scheduling policy
     restored = ray.train.get_checkpoint()
     if restored is not None and report_again(restored):
         return

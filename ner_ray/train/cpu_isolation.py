@@ -1,0 +1,71 @@
+"""Keeping a local Ray's own processes out of the way of CPU training (issue 14, the Ray overhead).
+
+CPU training is a few OpenMP threads in lockstep on all the cores; whatever takes a core from one of them
+stalls every parallel region. Two things Ray brings do that, and `start_local_ray` applies both measures below to
+the local Ray it starts (a cluster someone else started is left as it is):
+
+- Wake-ups. Every Ray worker and actor process checks for signals every 10 ms, and Ray Train adds six actors
+  beside the training worker; on Linux each wake-up preempts a running training thread (measured: ~620
+  involuntary context switches a second per training thread under `ner-ray train`, ~20 without Ray). Ray's
+  processes therefore start under SCHED_BATCH (`batch_scheduled`): the kernel never lets a batch thread preempt
+  a running one on wake-up, it runs at the next tick instead and keeps its fair share of CPU. The training thread
+  goes back to SCHED_OTHER (`restore_training_thread`) before its OpenMP pool exists, so the pool's threads
+  inherit it.
+- Page faults. Ray Train runs the training function on a thread of its own, and glibc gives each thread its own
+  arena of 64 MB heaps; a tensor larger than the room left in one (a BERT vocabulary's 47 MB embedding
+  gradient) is then mmapped afresh at every step and faulted in page by page (measured: ~27,000 minor faults a
+  second per training thread, ~2,500 when the same steps run on the main thread). `MALLOC_ARENA_MAX=1` in the
+  workers' environment (`WORKER_ENV`) makes every thread allocate from the main arena, as a main thread does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
+
+RESTORE_ENV = "NER_RAY_TRAINING_THREAD_SCHED_OTHER"
+WORKER_ENV = {"MALLOC_ARENA_MAX": "1"}
+
+
+def can_schedule() -> bool:
+    return all(hasattr(os, name) for name in ("sched_getscheduler", "sched_setscheduler", "SCHED_BATCH"))
+
+
+@contextlib.contextmanager
+def batch_scheduled() -> Iterator[dict[str, str]]:
+    """The calling thread, and so every process it starts meanwhile (Ray's daemons and, through the raylet, its
+    workers), under SCHED_BATCH; SCHED_OTHER again afterwards. Yields the environment variables for those
+    workers (Ray's runtime_env env_vars): WORKER_ENV, and when batch scheduling applies, the one that tells
+    `restore_training_thread` to undo it. Only from SCHED_OTHER: a driver under a real-time, batch or idle policy
+    chose it, and Ray's processes inherit it unchanged."""
+    env = dict(WORKER_ENV)
+    if not can_schedule() or os.sched_getscheduler(0) != os.SCHED_OTHER:
+        yield env
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as error:  # a seccomp profile or an LSM may forbid it; Ray then runs as before
+        logger.debug("Ray's processes keep SCHED_OTHER: %s", error)
+        yield env
+        return
+    try:
+        yield {**env, RESTORE_ENV: "1"}
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def restore_training_thread() -> None:
+    """In a Ray Train worker's training thread: back to SCHED_OTHER when `batch_scheduled` started the worker
+    under SCHED_BATCH, so that Ray's batch-scheduled threads cannot preempt it. Call it before the thread's first
+    parallel torch op: the OpenMP threads it creates then inherit the policy. Elsewhere (a cluster ner_ray did
+    not start) nothing changes."""
+    if os.environ.get(RESTORE_ENV) != "1" or not can_schedule() or os.sched_getscheduler(0) != os.SCHED_BATCH:
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError as error:
+        logger.warning("the training thread stays under SCHED_BATCH: %s", error)
