@@ -78,3 +78,9 @@ def test_the_local_ray_runs_batch_scheduled_with_one_malloc_arena_per_worker(rep
     the workers with MALLOC_ARENA_MAX=1."""
     assert report["policies"] == {"gcs_server": report["batch"], "raylet": report["batch"]}, report
     assert report["worker"] == [report["batch"], "1"] and report["driver_policy"] == report["other"], report
+
+
+@pytest.mark.parametrize(("ip", "loopback"), [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),
+                                               ("0.0.0.0", False), ("::", False), ("192.0.2.2", False)])
+def test_what_counts_as_loopback(ip, loopback):
+    assert is_loopback(ip) == loopback
