@@ -35,6 +35,17 @@ def can_schedule() -> bool:
     return all(hasattr(os, name) for name in ("sched_getscheduler", "sched_setscheduler", "SCHED_BATCH"))
 
 
+def switch_policy(policy: int) -> bool:
+    """The calling thread under `policy` (priority 0); False where the system forbids it (a seccomp profile or an
+    LSM), and the thread then keeps the policy it had."""
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError as error:
+        logger.warning("the thread keeps scheduling policy %s: %s", os.sched_getscheduler(0), error)
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def batch_scheduled() -> Iterator[dict[str, str]]:
     """The calling thread, and so every process it starts meanwhile (Ray's daemons and, through the raylet, its
@@ -42,20 +53,12 @@ def batch_scheduled() -> Iterator[dict[str, str]]:
     workers (Ray's runtime_env env_vars): WORKER_ENV, and when batch scheduling applies, the one that tells
     `restore_training_thread` to undo it. Only from SCHED_OTHER: a driver under a real-time, batch or idle policy
     chose it, and Ray's processes inherit it unchanged."""
-    env = dict(WORKER_ENV)
-    if not can_schedule() or os.sched_getscheduler(0) != os.SCHED_OTHER:
-        yield env
-        return
+    batch = can_schedule() and os.sched_getscheduler(0) == os.SCHED_OTHER and switch_policy(os.SCHED_BATCH)
     try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    except OSError as error:  # a seccomp profile or an LSM may forbid it; Ray then runs as before
-        logger.debug("Ray's processes keep SCHED_OTHER: %s", error)
-        yield env
-        return
-    try:
-        yield {**env, RESTORE_ENV: "1"}
+        yield {**WORKER_ENV, RESTORE_ENV: "1"} if batch else dict(WORKER_ENV)
     finally:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        if batch:
+            switch_policy(os.SCHED_OTHER)
 
 
 def restore_training_thread() -> None:
@@ -63,9 +66,5 @@ def restore_training_thread() -> None:
     under SCHED_BATCH, so that Ray's batch-scheduled threads cannot preempt it. Call it before the thread's first
     parallel torch op: the OpenMP threads it creates then inherit the policy. Elsewhere (a cluster ner_ray did
     not start) nothing changes."""
-    if os.environ.get(RESTORE_ENV) != "1" or not can_schedule() or os.sched_getscheduler(0) != os.SCHED_BATCH:
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except OSError as error:
-        logger.warning("the training thread stays under SCHED_BATCH: %s", error)
+    if os.environ.get(RESTORE_ENV) == "1" and can_schedule() and os.sched_getscheduler(0) == os.SCHED_BATCH:
+        switch_policy(os.SCHED_OTHER)
