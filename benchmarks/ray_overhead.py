@@ -14,9 +14,13 @@ round after round:
   ours_ray_train_unisolated  the same without ner_ray/train/cpu_isolation.py's measures (Ray's processes under
                    SCHED_OTHER, the workers without MALLOC_ARENA_MAX=1), as before 2026-12-07.
 
-Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds.
+Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds. With --per-thread S, each
+arm's process tree (Ray's processes included) is also read S seconds after the arm starts, for 15 s
+(thread_stats.py): preemptions, wake-ups and page faults per second of the training threads; give --steps enough
+for the arm to be training then (400 steps at batch 16 run about 90 s).
 
     python benchmarks/ray_overhead.py --steps 120 --rounds 2
+    python benchmarks/ray_overhead.py --arms plain,ours_main,ours_ray_train --steps 400 --rounds 1 --per-thread 60
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(HERE))
 ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_task_thread", "ours_ray_train",
         "ours_ray_train_unisolated")
 BIO = "ncbi_disease/conll/train.tsv"
+THREAD_WINDOW_SECONDS = 15.0
 
 
 def ours_in_process(steps: int, batch_size: int, precision: str) -> float:
@@ -114,6 +119,15 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
     raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
 
 
+def read_threads(into: list[dict], child: subprocess.Popen) -> None:
+    """The arm's threads over the window, kept when the arm was still running at its end."""
+    import thread_stats
+
+    sampled = thread_stats.sample(child.pid, THREAD_WINDOW_SECONDS)
+    if child.poll() is None:
+        into.append(sampled)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=120)
@@ -122,24 +136,38 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: " + ", ".join(ARMS))
     parser.add_argument("--arm", help=argparse.SUPPRESS)  # one arm in this process (the driver's child)
     parser.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
+    parser.add_argument("--per-thread", type=float, metavar="S", help="read each arm's threads S seconds after it starts")
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir
     if args.arm:
         print("ARM_RESULT " + json.dumps(run_arm(args.arm, args.steps, args.batch_size, args.data_dir)), flush=True)
         return
+    import thread_stats
     from record import record
 
     from ner_ray.inference.predict import resolve_precision
 
     arms = args.arms.split(",")
     runs: dict[str, list[float]] = {arm: [] for arm in arms}
+    threads: dict[str, list[dict]] = {arm: [] for arm in arms}
     for _ in range(args.rounds):
         for arm in arms:
-            child = subprocess.run([sys.executable, __file__, "--arm", arm, "--steps", str(args.steps), "--batch-size",
-                                    str(args.batch_size), "--data-dir", args.data_dir], capture_output=True, text=True, check=False)
-            line = next((x for x in child.stdout.splitlines() if x.startswith("ARM_RESULT ")), None)
+            child = subprocess.Popen([sys.executable, __file__, "--arm", arm, "--steps", str(args.steps), "--batch-size",
+                                      str(args.batch_size), "--data-dir", args.data_dir], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            timer = None
+            if args.per_thread is not None:
+                timer = threading.Timer(args.per_thread, read_threads, (threads[arm], child))
+                timer.start()
+            out, err = child.communicate()
+            line = next((x for x in out.splitlines() if x.startswith("ARM_RESULT ")), None)
             if line is None:
-                raise SystemExit(f"arm {arm} failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
+                raise SystemExit(f"arm {arm} failed (exit {child.returncode}):\n{err[-3000:]}")
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+                if len(threads[arm]) != len(runs[arm]) + 1:
+                    raise SystemExit(f"arm {arm} ended before its threads were read: raise --steps or lower --per-thread")
             runs[arm].append(json.loads(line.split(" ", 1)[1]))
             print(arm, f"{runs[arm][-1]:.1f}", flush=True)
     median = {arm: statistics.median(values) for arm, values in runs.items()}
@@ -148,10 +176,16 @@ def main() -> None:
     for arm in arms:
         versus = f"{100 * (median[arm] / base - 1):+.1f}%" if base else ""
         rows.append(f"| {arm} | {median[arm]:.1f} | {', '.join(f'{v:.1f}' for v in runs[arm])} | {versus} |")
+    if args.per_thread is not None:
+        window = (f"Per thread, {THREAD_WINDOW_SECONDS:.0f} s from {args.per_thread:.0f} s after each arm started "
+                  f"(busy threads: at least {thread_stats.BUSY} of a core):")
+        rows += ["", window, "", *thread_stats.HEADER]
+        rows += [row for arm in arms for sampled in threads[arm] for row in thread_stats.table(arm, sampled)]
     precision = resolve_precision("auto")
     record(f"Ray overhead, arm by arm: the same training steps with and without Ray, on and off the main thread "
            f"(NCBI-disease, minilm-l6, batch {args.batch_size}, {precision}, {args.rounds} interleaved rounds)",
-           {"precision": precision, "steps": args.steps, "rounds": runs, "median": median}, "\n".join(rows))
+           {"precision": precision, "steps": args.steps, "rounds": runs, "median": median,
+            **({"threads": threads} if args.per_thread is not None else {})}, "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -70,12 +70,13 @@ def main() -> None:
     settings = ServeConfig(port=port, engine=args.engine, max_batch_size=args.concurrency, batch_wait_timeout_s=0.02)
     ray_serve.run(build_app(args.model_dir, settings), name=args.engine, route_prefix="/")
     seed_completion(base, sentences[0])  # warm-up: grammar compiler, first generate
-    calls_before = stats(base)["engine_calls"]
+    calls_before = stats(base).get("engine_calls")  # hf: Serve's batches; vllm batches itself (its peak_running below)
     start = time.perf_counter()
     with ThreadPoolExecutor(args.concurrency) as pool:
         answers = list(pool.map(lambda s: timed(base, s), sentences))
     wall = time.perf_counter() - start
-    calls = stats(base)["engine_calls"] - calls_before
+    after = stats(base)
+    calls = after["engine_calls"] - calls_before if calls_before is not None else None
     ray_serve.shutdown()
     ray.shutdown()
     latencies = [seconds for seconds, error in answers if error is None]
@@ -84,7 +85,8 @@ def main() -> None:
         "model": str(args.model_dir), "untrained": args.untrained, "engine": args.engine, "precision": loaded.precision,
         "requests": args.requests, "concurrency": args.concurrency, "distinct_sentences": len(set(sentences)),
         "failures": len(errors), "first_errors": errors[:5], "wall_seconds": wall, "requests_per_second": args.requests / wall,
-        "engine_calls": calls, "requests_per_engine_call": args.requests / max(calls, 1),
+        "engine_calls": calls, "requests_per_engine_call": args.requests / max(calls, 1) if calls is not None else None,
+        "engine_peak_running": after.get("peak_running"),
         "latency_seconds": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                             "p99": percentile(latencies, 99), "max": max(latencies), "mean": statistics.fmean(latencies)}
         if latencies else None,

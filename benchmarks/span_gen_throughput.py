@@ -1,18 +1,22 @@
 """Training throughput of family span_gen against a plain HF Trainer + PEFT script, one run side by side: the same
 model (smollm2-135m), data (NCBI-disease training sentences, prompt "<NER> {sentence} <TAG>", completion " s-e ; s-e"
 + eos, prompt masked), LoRA (r 8, all linear layers, the special tokens' rows trainable), batch, gradient
-checkpointing and precision (`train.precision: auto`'s choice). Arms alternate (plain, ours, plain, ours, ...); each
-figure is the median of its rounds, steady samples/s excluding the first 5 steps and evaluation. Ours evaluates once,
-on 16 dev sentences, after its last step (outside the timed steps).
+checkpointing and precision (`train.precision: auto`'s choice). Arms alternate (plain, ours, plain, ours, ...), each
+in a fresh Python process (so that no arm runs beside the Ray cluster an earlier `ours` left running, or with the
+thread pools of another); each figure is the median of its rounds, steady samples/s excluding the first 5 steps and
+evaluation. Ours evaluates once, on 16 dev sentences, after its last step (outside the timed steps).
 
     python benchmarks/span_gen_throughput.py --steps 40 --rounds 2
+    python benchmarks/span_gen_throughput.py --arms plain,ours_main,ours --steps 40 --rounds 2   # Ray's share, ours
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +44,7 @@ def corpus_folder(folder: Path) -> Path:
     return folder
 
 
-def run_plain(folder: Path, steps: int, batch_size: int, bf16: bool) -> dict:
+def run_plain(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
     """A plain script: sentences from ner_ray's own windows (the same text), HF Trainer, PEFT LoRA, no Ray."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -51,7 +55,8 @@ def run_plain(folder: Path, steps: int, batch_size: int, bf16: bool) -> dict:
     from ner_ray.inference.encode import training_windows
     from ner_ray.registry import FAMILIES
 
-    config = study(folder, steps, batch_size, "bf16" if bf16 else "fp32")
+    bf16 = precision == "bf16"
+    config = study(folder, steps, batch_size, precision)
     start = time.perf_counter()
     source = resolve_model("smollm2-135m")
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -106,34 +111,76 @@ def run_ours(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
             "threads": metrics["threads_per_worker"], "train_windows": metrics["train_windows"]}
 
 
+def run_ours_in_process(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
+    """ner_ray's training step without Ray: the study's data, family, model and FamilyTrainer on the main thread,
+    timed by the same ThroughputCallback; no evaluation, no checkpoints (where the overhead is, Ray's or ours)."""
+    import torch
+    from transformers import set_seed
+
+    from ner_ray.train.data import prepare_data
+    from ner_ray.train.trainer import FamilyTrainer, training_arguments
+
+    start = time.perf_counter()
+    config = study(folder, steps, batch_size, precision)
+    set_seed(config.train.seed)
+    data = prepare_data(config)
+    args = training_arguments(config, tempfile.mkdtemp(), max(1, steps // 4), None)
+    args.load_best_model_at_end, args.save_strategy, args.eval_strategy = False, "no", "no"
+    meter = ThroughputMeter(batch_size)
+    trainer = FamilyTrainer(model=data.family.build(), args=args, family=data.family, train_dataset=[e.features for e in data.train],
+                            data_collator=data.family.collate, callbacks=[ThroughputCallback(meter)])
+    trainer.train()
+    return {"steady_samples_per_second": meter.samples_per_second, "wall_seconds": time.perf_counter() - start,
+            "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": len(data.train)}
+
+
+ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours}
+LABELS = {"plain": "plain HF Trainer + PEFT script", "ours_main": "ner_ray span_gen's FamilyTrainer, no Ray (main thread)",
+          "ours": "ner_ray span_gen (TorchTrainer, 1 worker)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--arms", default="plain,ours", help="comma-separated, of: " + ", ".join(ARMS))
+    parser.add_argument("--arm", choices=tuple(ARMS), help=argparse.SUPPRESS)  # one arm, in a child process
+    parser.add_argument("--folder", help=argparse.SUPPRESS)  # the corpus folder the driver wrote
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir
     precision = resolve_precision("auto")
+    if args.arm:
+        folder = Path(args.folder)
+        result = ARMS[args.arm](folder, args.steps, args.batch_size, precision)
+        print("ARM_RESULT " + json.dumps(result), flush=True)
+        return
     folder = corpus_folder(Path(tempfile.mkdtemp(prefix="span-throughput-")))
-    arms = {"plain": lambda: run_plain(folder, args.steps, args.batch_size, precision == "bf16"),
-            "ours": lambda: run_ours(folder, args.steps, args.batch_size, precision)}
-    runs: dict[str, list[dict]] = {name: [] for name in arms}
+    runs: dict[str, list[dict]] = {name: [] for name in args.arms.split(",")}
     for _ in range(args.rounds):
-        for name, arm in arms.items():
-            runs[name].append(arm())
+        for name, done in runs.items():
+            child = subprocess.run([sys.executable, __file__, "--arm", name, "--folder", str(folder), "--steps", str(args.steps),
+                                    "--batch-size", str(args.batch_size), "--data-dir", args.data_dir],
+                                   capture_output=True, text=True, check=False)
+            line = next((x for x in child.stdout.splitlines() if x.startswith("ARM_RESULT ")), None)
+            if line is None:
+                raise SystemExit(f"arm {name} failed (exit {child.returncode}):\n{child.stderr[-3000:]}")
+            done.append(json.loads(line.split(" ", 1)[1]))
+            print(name, f"{done[-1]['steady_samples_per_second']:.2f}", flush=True)
     rate = {name: statistics.median(r["steady_samples_per_second"] for r in rounds) for name, rounds in runs.items()}
+    overhead = {name: 1 - rate[name] / rate["plain"] for name in rate if name != "plain"} if "plain" in rate else {}
     result = {"precision": precision, "rounds": args.rounds, "steps": args.steps, "batch_size": args.batch_size,
-              "runs": runs, "median_steady_samples_per_second": rate, "overhead_vs_plain": 1 - rate["ours"] / rate["plain"]}
+              "runs": runs, "median_steady_samples_per_second": rate, "overhead_vs_plain": overhead}
 
     def each(name: str) -> str:
         return ", ".join(f"{r['steady_samples_per_second']:.2f}" for r in runs[name])
 
-    labels = {"plain": "plain HF Trainer + PEFT script", "ours": "ner_ray span_gen (TorchTrainer, 1 worker)"}
     table = "\n".join([
-        "| run | steady samples/s (median) | each round | peak MB (last round) |", "| --- | ---: | --- | ---: |",
-        *(f"| {label} | {rate[name]:.2f} | {each(name)} | {runs[name][-1]['peak_memory_mb']:.0f} |" for name, label in labels.items()),
-        "", f"ner_ray's overhead vs the plain script: {100 * result['overhead_vs_plain']:.1f}%"])
+        "| run | steady samples/s (median) | each round | peak MB (last round) | overhead vs the plain script |",
+        "| --- | ---: | --- | ---: | ---: |",
+        *(f"| {LABELS[name]} | {rate[name]:.2f} | {each(name)} | {runs[name][-1]['peak_memory_mb']:.0f} | "
+          f"{f'{100 * overhead[name]:.1f}%' if name in overhead else ''} |" for name in runs)])
     record(f"span_gen training throughput: ner_ray vs a plain HF Trainer + PEFT script (smollm2-135m LoRA r8, NCBI-disease "
            f"sentences, batch {args.batch_size}, gradient checkpointing, {precision}, {args.rounds} interleaved rounds)",
            result, table)

@@ -67,6 +67,23 @@ def test_vllm_writes_the_hf_engines_greedy_completions(service):
     assert call(f"{service}/vllm/v1/models")[1]["data"][0]["engine"] == "vllm"
 
 
+def test_concurrent_requests_run_together_in_vllm_with_their_sequential_completions(service):
+    """Requests sent at once reach vLLM's async engine together (its continuous batching, no Serve batch), each with
+    the completion it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [{"prompt": p, "max_tokens": 64, "temperature": 0} for p in prompts()]
+    alone = [call(f"{service}/vllm/v1/completions", r)[1]["choices"][0]["text"] for r in requests[:4]]
+    before = call(f"{service}/vllm/v1/stats")[1]
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(lambda r: call(f"{service}/vllm/v1/completions", r), requests))
+    after = call(f"{service}/vllm/v1/stats")[1]
+    assert [status for status, _ in answers] == [200] * len(requests)
+    assert [body["choices"][0]["text"] for _, body in answers[:4]] == alone
+    assert before["batching"] == "engine" and after["engine_requests"] - before["engine_requests"] == len(requests)
+    assert after["peak_running"] > 1
+
+
 def test_vllm_scores_gold_documents_as_the_hf_engine(service):
     body = {"documents": [{"id": d.id, "text": d.text, "spans": [{"start": s.start, "end": s.end, "type": s.type}
                                                                  for s in d.spans]} for d in documents()], "split": "dev"}
@@ -104,13 +121,22 @@ def instruct_adapters(tmp_path_factory) -> dict[str, str]:
 
 def test_vllm_serves_instruct_adapters_with_lora_requests_as_the_hf_engine(instruct_adapters, tmp_path, monkeypatch):
     """Each request's LoRA request gives the completion the hf engine gives with that adapter switched in."""
-    from ner_ray.serve.engines import Generation, HfEngine, resolve_engine
+    from ner_ray.serve.engines import HfEngine, resolve_engine
     from ner_ray.serve.vllm_engine import VllmEngine
 
     monkeypatch.setenv("NER_RAY_CACHE", str(tmp_path))
     first = instruct_adapters["ad:a"]
     assert resolve_engine("auto", first, models=2) == "vllm"
     hf, vllm = HfEngine(first, instruct_adapters), VllmEngine(first, instruct_adapters)
+    try:
+        answer_with_each_adapter_as_hf(hf, vllm, instruct_adapters, tmp_path)
+    finally:
+        vllm.close()
+
+
+def answer_with_each_adapter_as_hf(hf, vllm, instruct_adapters, tmp_path) -> None:
+    from ner_ray.serve.engines import Generation
+
     assert vllm.loras and not list(tmp_path.iterdir())  # the base model and LoRA requests, no merged export
     demo, _ = corpus_documents("demo", "test")
     prompts = [hf.encode_chat(hf.family.conversation(d.text, "chemicals")) for d in demo[:3]]
@@ -123,3 +149,20 @@ def test_vllm_serves_instruct_adapters_with_lora_requests_as_the_hf_engine(instr
     scores = vllm.evaluate(demo[:2], "demo", "test", ["Chemical"], adapter="ad:b")
     assert scores["model"] == instruct_adapters["ad:b"] and scores == {**hf.evaluate(demo[:2], "demo", "test", ["Chemical"],
                                                                                   adapter="ad:b"), "engine": "vllm"}
+
+
+@pytest.mark.parametrize(("cores", "chosen", "reserved"), [(2, None, "0"), (2, "1", "1"), (64, None, None)])
+def test_vllms_worker_gets_every_core_of_a_small_cpu_machine_unless_told(cores, chosen, reserved, monkeypatch):
+    """vLLM's CPU build keeps a core for its engine core process; on a machine of a few cores ner_ray gives its
+    worker every core (half the compute on 2 cores otherwise), a user's VLLM_CPU_NUM_OF_RESERVED_CPU kept."""
+    import os
+
+    from ner_ray.serve import vllm_engine
+
+    monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "x")  # monkeypatch restores the value (or absence) it found
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU")
+    if chosen is not None:
+        monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", chosen)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    vllm_engine._vllm()
+    assert os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU") == reserved

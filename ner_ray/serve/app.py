@@ -3,8 +3,9 @@
 Routes: GET /health, GET /v1/models, GET /v1/stats, POST /v1/completions and /v1/chat/completions (OpenAI's
 schemas; a causal-LM model), POST /v1/ner (texts → spans, every family), POST /v1/ner/evaluate (a corpus split or
 gold documents → `ner-ray evaluate`'s scores JSON). Completion prompts from concurrent requests are generated
-together (`@serve.batch`, serve.max_batch_size / serve.batch_wait_timeout_s; batches waiting for the engine are
-merged into its next call). `--top-k` serves several LoRA adapters on one base model (serve/adapters.py), a
+together: the vllm engine batches them itself (continuous batching: each prompt goes to it as it arrives); for the
+hf engine Serve's batches fill its calls (`@serve.batch`, serve.max_batch_size / serve.batch_wait_timeout_s; batches
+waiting for the engine are merged into its next call). `--top-k` serves several LoRA adapters on one base model (serve/adapters.py), a
 request's `model` picking one. With an API key every route but /health needs `Authorization: Bearer <key>`; the
 replica holds only the key's SHA-256.
 """
@@ -122,6 +123,12 @@ class NerService:
         self._merging: asyncio.Future | None = None
         self._generate_batch.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
 
+    def __del__(self) -> None:
+        """On the replica's shutdown: an engine with processes of its own (vllm's engine core) stops them."""
+        close = getattr(getattr(self, "engine", None), "close", None)
+        if close is not None:
+            close()
+
     async def _on_engine(self, call: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
 
@@ -182,9 +189,12 @@ class NerService:
 
     @api.get("/v1/stats")
     async def stats(self, request: Request) -> dict[str, Any]:
-        """Engine calls so far: fewer than the requests when concurrent prompts were batched."""
+        """How concurrent prompts were batched: by Serve (hf: engine calls so far, fewer than the prompts when batched)
+        or by the engine (vllm: its requests, one per prompt, and the most it ran at once)."""
         self._authorize(request)
-        return {"engine_calls": self.engine.calls, "max_batch_size": self.settings.max_batch_size}
+        if self.engine.continuous:
+            return {"batching": "engine", "engine_requests": self.engine.calls, "peak_running": self.engine.peak_running}
+        return {"batching": "serve", "engine_calls": self.engine.calls, "max_batch_size": self.settings.max_batch_size}
 
     @api.post("/v1/completions")
     async def completions(self, request: Request) -> dict[str, Any]:
@@ -195,7 +205,7 @@ class NerService:
         settings = self._generation(body, model, COMPLETION_DEFAULT_TOKENS)
         prompts = [self.engine.encode_prompt(p) for p in body.prompts]
         self._fits(prompts, settings, "prompt")
-        done = await asyncio.gather(*(self._generate_batch((p, settings)) for p in prompts))
+        done = await self._complete(prompts, settings)
         choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
                    for i, (text, reason) in enumerate(stopped(c, body.stop) for c in done)]
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model,
@@ -214,7 +224,7 @@ class NerService:
         except ValueError as error:
             raise ApiError(400, str(error), "messages") from None
         self._fits([prompt], settings, "messages")
-        done = await self._generate_batch((prompt, settings))
+        (done,) = await self._complete([prompt], settings)
         text, reason = stopped(done, body.stop)
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -276,6 +286,13 @@ class NerService:
     def _generation(self, body: Any, model: str, default: int, override: int | None = None) -> Generation:
         tokens = check_max_tokens(override or body.max_tokens, self.settings, default)
         return Generation(tokens, body.temperature, body.top_p, body.seed, model)
+
+    async def _complete(self, prompts: list[Prompt], settings: Generation) -> list[Completion]:
+        """Completions of a request's prompts, generated with other requests' prompts: by the engine itself where it
+        batches continuously (vllm), through Serve's batches otherwise."""
+        if self.engine.continuous:
+            return await self.engine.agenerate(prompts, settings)
+        return list(await asyncio.gather(*(self._generate_batch((p, settings)) for p in prompts)))
 
     # Serve forms a batch from what arrives within batch_wait_timeout_s and, with one batch at a time, holds the next
     # ones, formed as early and as small, until the running one ends. So batches are let through at once and merged

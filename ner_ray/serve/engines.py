@@ -3,6 +3,7 @@ the routes. `hf` runs a saved ner_ray model of any family in process with transf
 generation for a causal LM, left padded with the KV cache, decoded under the family's grammar when the prompt is
 the family's own; tagging and scoring through ner_ray.inference, so /v1/ner/evaluate gives `ner-ray evaluate`'s
 numbers. One engine call runs at a time (torch uses every core already); Serve's batching fills the calls.
+`vllm` (serve/vllm_engine.py) batches concurrent prompts itself.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Engine(Protocol):
 
     name: str
     generates_text: bool
+    continuous: bool  # True: it batches concurrent prompts itself, awaited with `agenerate`; False: Serve's batches fill `generate`'s calls
     context: int | None  # the most tokens a prompt and its completion may hold together (None: no known limit)
     calls: int  # engine calls so far (generate batches, tag and evaluate requests): batching shows here
 
@@ -93,6 +95,7 @@ class HfEngine(FamilyPrompts):
     """transformers in process, on CPU (or the GPU the model was loaded to), at the precision the model trained in."""
 
     name = "hf"
+    continuous = False  # one batched generate call at a time: Serve's batches fill it
 
     def __init__(self, model_dir: str | Path, adapters: dict[str, str | Path] | None = None):
         from ner_ray.inference.model_files import load_model
