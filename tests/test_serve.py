@@ -281,6 +281,15 @@ def test_bad_requests_get_4xx_naming_the_problem_and_the_service_keeps_serving(s
     assert seed_client(f"{service}/span", documents()[0].text) == [(0, 9), (17, 30)]
 
 
+@pytest.mark.parametrize(("gpus", "cuda", "asked"), [(None, False, 0.0), (None, True, 1.0), (0.5, True, 0.5), (0.0, True, 0.0)])
+def test_the_replica_asks_ray_for_a_gpu_where_the_machine_has_one_unless_told(gpus, cuda, asked, monkeypatch):
+    """Ray hides every GPU from an actor that asks for none, so on a CUDA machine the replica asks for one."""
+    from ner_ray.serve.app import replica_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert replica_gpus(ServeConfig(gpus=gpus)) == asked
+
+
 def test_the_command_binds_loopback_reads_the_key_from_the_environment_and_never_prints_it(models, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"

@@ -337,6 +337,16 @@ class NerService:
         return [results[i] for i in range(len(jobs))]
 
 
+def replica_gpus(settings: ServeConfig) -> float:
+    """serve.gpus made concrete: Ray sets CUDA_VISIBLE_DEVICES="" in an actor that asks for no GPU, so on a CUDA
+    machine the replica asks for one unless told otherwise (a cluster joined with --address: set serve.gpus)."""
+    if settings.gpus is not None:
+        return settings.gpus
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
+
+
 def build_app(path: str | Path, settings: ServeConfig, api_key: str | None = None, top_k: int = 1) -> Any:
     """The Serve application for a model or study folder (`serve.run` it, after `serve.start` with the address);
     `top_k` > 1: the study's best trials' adapters on one base model (serve/adapters.py)."""
@@ -346,5 +356,5 @@ def build_app(path: str | Path, settings: ServeConfig, api_key: str | None = Non
         model_dir, model_id = served_model(path)
         models = {model_id: str(model_dir)}
     return NerService.options(max_ongoing_requests=settings.max_ongoing_requests,
-                              ray_actor_options={"num_cpus": settings.threads or 1}).bind(
+                              ray_actor_options={"num_cpus": settings.threads or 1, "num_gpus": replica_gpus(settings)}).bind(
         models, settings, key_digest(api_key) if api_key else None)
