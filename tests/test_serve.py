@@ -290,6 +290,22 @@ def test_the_replica_asks_ray_for_a_gpu_where_the_machine_has_one_unless_told(gp
     assert replica_gpus(ServeConfig(gpus=gpus)) == asked
 
 
+@pytest.mark.parametrize(("cuda", "placed", "moved"), [(False, "cpu", []), (True, "cpu", ["cuda"]), (True, "meta", [])])
+def test_the_hf_engine_moves_a_model_on_the_cpu_to_the_gpu_it_sees(cuda, placed, moved, monkeypatch):
+    """A model on the CPU goes to the GPU where there is one; one placed already (bitsandbytes) stays."""
+    from ner_ray.serve.engines import on_gpu_if_any
+
+    class Model(torch.nn.Linear):
+        def to(self, device):  # records the move (this machine has no CUDA to move to)
+            calls.append(device)
+            return self
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    on_gpu_if_any(Model(2, 2, device=placed))
+    assert calls == moved
+
+
 def test_the_command_binds_loopback_reads_the_key_from_the_environment_and_never_prints_it(models, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"

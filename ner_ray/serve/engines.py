@@ -102,6 +102,7 @@ class HfEngine(FamilyPrompts):
 
         self.model_dir = Path(model_dir)
         self.loaded = load_model(model_dir)
+        on_gpu_if_any(self.loaded.model)
         self.family = self.loaded.family
         self.generates_text = bool(self.family.generates_text)
         lm = self.family.causal_lm(self.loaded.model) if self.generates_text else None
@@ -166,6 +167,15 @@ class HfEngine(FamilyPrompts):
         """Make `adapter`'s weights the active ones (the first's when None); a no-op for one model."""
         if self.adapters:
             self.family.causal_lm(self.loaded.model).set_adapter(self.adapters[adapter or next(iter(self.adapters))])
+
+
+def on_gpu_if_any(model: Any) -> None:
+    """Move a model loaded on the CPU to the GPU where this process sees one (the replica asked Ray for it,
+    serve.gpus); a model already placed (bitsandbytes' 4/8-bit weights) stays where it is."""
+    import torch
+
+    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+        model.to("cuda")
 
 
 def load_adapters(lm: Any, adapters: dict[str, str | Path]) -> dict[str, str]:
