@@ -43,30 +43,17 @@ THREAD_WINDOW_SECONDS = 15.0
 
 
 def ours_in_process(steps: int, batch_size: int, precision: str) -> float:
-    """ner_ray's training step without Ray: the study's data, family, model and FamilyTrainer, timed by the
-    same ThroughputCallback; no evaluation, no checkpoints."""
-    from transformers import set_seed
+    """ner_ray's training step without Ray (throughput.train_without_ray) on the NCBI BIO sentences."""
+    from throughput import train_without_ray
 
     from ner_ray.config import StudyConfig
-    from ner_ray.train.accounting import ThroughputMeter
-    from ner_ray.train.callbacks import ThroughputCallback
-    from ner_ray.train.data import prepare_data
-    from ner_ray.train.trainer import FamilyTrainer, training_arguments
 
     config = StudyConfig.model_validate({
         "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
         "model": {"name": "minilm-l6", "lora": None},
         "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "precision": precision},
     })
-    set_seed(config.train.seed)
-    data = prepare_data(config)
-    args = training_arguments(config, "/tmp/ray_overhead_hf", max(1, steps // 4), None)
-    args.load_best_model_at_end, args.save_strategy, args.eval_strategy = False, "no", "no"
-    meter = ThroughputMeter(batch_size)
-    trainer = FamilyTrainer(model=data.family.build(), args=args, family=data.family, train_dataset=[e.features for e in data.train],
-                            data_collator=data.family.collate, callbacks=[ThroughputCallback(meter)])
-    trainer.train()
-    return meter.samples_per_second
+    return train_without_ray(config, "/tmp/ray_overhead_hf")[0]
 
 
 def on_thread(fn):

@@ -112,26 +112,15 @@ def run_ours(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
 
 
 def run_ours_in_process(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
-    """ner_ray's training step without Ray: the study's data, family, model and FamilyTrainer on the main thread,
-    timed by the same ThroughputCallback; no evaluation, no checkpoints (where the overhead is, Ray's or ours)."""
+    """ner_ray's training step without Ray, on the main thread (throughput.train_without_ray): where the overhead
+    is, Ray's or ours."""
     import torch
-    from transformers import set_seed
-
-    from ner_ray.train.data import prepare_data
-    from ner_ray.train.trainer import FamilyTrainer, training_arguments
+    from throughput import train_without_ray
 
     start = time.perf_counter()
-    config = study(folder, steps, batch_size, precision)
-    set_seed(config.train.seed)
-    data = prepare_data(config)
-    args = training_arguments(config, tempfile.mkdtemp(), max(1, steps // 4), None)
-    args.load_best_model_at_end, args.save_strategy, args.eval_strategy = False, "no", "no"
-    meter = ThroughputMeter(batch_size)
-    trainer = FamilyTrainer(model=data.family.build(), args=args, family=data.family, train_dataset=[e.features for e in data.train],
-                            data_collator=data.family.collate, callbacks=[ThroughputCallback(meter)])
-    trainer.train()
-    return {"steady_samples_per_second": meter.samples_per_second, "wall_seconds": time.perf_counter() - start,
-            "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": len(data.train)}
+    rate, windows = train_without_ray(study(folder, steps, batch_size, precision), tempfile.mkdtemp())
+    return {"steady_samples_per_second": rate, "wall_seconds": time.perf_counter() - start,
+            "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": windows}
 
 
 ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours}

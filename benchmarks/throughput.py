@@ -48,6 +48,27 @@ def run_ours(steps: int, batch_size: int, precision: str) -> dict:
             "precision": metrics["train_precision"]}
 
 
+def train_without_ray(config: StudyConfig, output_dir: str) -> tuple[float, int]:
+    """ner_ray's training step without Ray: the study's data, family, model and FamilyTrainer in this thread, timed
+    by the ThroughputCallback; no evaluation, no checkpoints. (steady samples/s, training windows)"""
+    from transformers import set_seed
+
+    from ner_ray.train.accounting import ThroughputMeter
+    from ner_ray.train.callbacks import ThroughputCallback
+    from ner_ray.train.data import prepare_data
+    from ner_ray.train.trainer import FamilyTrainer, training_arguments
+
+    set_seed(config.train.seed)
+    data = prepare_data(config)
+    args = training_arguments(config, output_dir, max(1, config.train.max_steps // 4), None)
+    args.load_best_model_at_end, args.save_strategy, args.eval_strategy = False, "no", "no"
+    meter = ThroughputMeter(config.train.batch_size)
+    trainer = FamilyTrainer(model=data.family.build(), args=args, family=data.family, train_dataset=[e.features for e in data.train],
+                            data_collator=data.family.collate, callbacks=[ThroughputCallback(meter)])
+    trainer.train()
+    return meter.samples_per_second, len(data.train)
+
+
 def as_ray_task(fn, *args, **kwargs):
     """`fn(*args, **kwargs)` as a Ray task holding 2 CPUs, on ner_ray's local Ray (started when none runs)."""
     import ray

@@ -390,8 +390,7 @@ class ServeConfig(Block):
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="how long a batch waits to fill before it runs")
     threads: int | None = Field(None, ge=1, description="torch threads of the replica; null: every CPU of its node")
     gpus: float | None = Field(None, ge=0, description="GPUs the replica asks Ray for (a fraction shares one); null: 1 where "
-                               "the machine running ner-ray serve has a CUDA GPU, else 0 (Ray hides every GPU from a "
-                               "replica that asks for none)")
+                               "the machine running ner-ray serve has CUDA, else 0 (Ray hides GPUs from an actor asking none)")
     max_ongoing_requests: int = Field(128, ge=1, description="requests a replica holds at once (queued ones included); "
                                       "keep it above max_batch_size so batches can fill")
     max_prompt_chars: int = Field(32768, ge=1, description="longest prompt, chat conversation or text accepted")
