@@ -101,7 +101,7 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
 
         from ner_ray.train import cpu_isolation
 
-        cpu_isolation.batch_scheduled = lambda: contextlib.nullcontext({})
+        cpu_isolation.batch_scheduled = lambda *_: contextlib.nullcontext({})
         return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
     raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
 

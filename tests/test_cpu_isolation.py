@@ -11,7 +11,14 @@ import threading
 
 import pytest
 
-from ner_ray.train.cpu_isolation import RESTORE_ENV, WORKER_ENV, batch_scheduled, can_schedule, restore_training_thread
+from ner_ray.train.cpu_isolation import (
+    ONE_ARENA_ENV,
+    RESTORE_ENV,
+    batch_scheduled,
+    can_schedule,
+    one_malloc_arena,
+    restore_training_thread,
+)
 
 pytestmark = pytest.mark.skipif(not can_schedule(), reason="scheduling policies are Linux's")
 CHILD_POLICY = [sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"]
@@ -44,7 +51,7 @@ def test_processes_started_inside_run_batch_scheduled_and_the_thread_gets_its_po
 
     env, inside, child, after = on_thread(scenario)
     assert (inside, child, after) == (os.SCHED_BATCH, os.SCHED_BATCH, os.SCHED_OTHER)
-    assert env == {**WORKER_ENV, RESTORE_ENV: "1"} and env["MALLOC_ARENA_MAX"] == "1"
+    assert env == {**ONE_ARENA_ENV, RESTORE_ENV: "1"} and env["MALLOC_ARENA_MAX"] == "1"
 
 
 def test_a_driver_that_chose_another_policy_keeps_it_and_its_workers_are_not_told_to_restore():
@@ -56,7 +63,7 @@ def test_a_driver_that_chose_another_policy_keeps_it_and_its_workers_are_not_tol
 
     env, inside, after = on_thread(scenario)
     assert (inside, after) == (os.SCHED_BATCH, os.SCHED_BATCH)
-    assert env == WORKER_ENV
+    assert env == ONE_ARENA_ENV
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("1", "SCHED_OTHER"), (None, "SCHED_BATCH")])
@@ -73,3 +80,14 @@ def test_the_training_thread_restores_only_when_its_worker_was_started_batch_sch
 
     assert on_thread(scenario) == getattr(os, expected)
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling thread never changed
+
+
+def test_one_malloc_arena_for_the_encoder_families_only():
+    assert one_malloc_arena(None) and one_malloc_arena("token_cls") and one_malloc_arena("crf")
+    assert not one_malloc_arena("span_gen") and not one_malloc_arena("instruct")
+
+    def scenario():
+        with batch_scheduled(one_arena=False) as env:
+            return env
+
+    assert on_thread(scenario) == {RESTORE_ENV: "1"}

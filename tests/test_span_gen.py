@@ -268,3 +268,42 @@ def test_backend_unsloth_is_for_cuda_and_names_the_gpu_extra(monkeypatch):
         generative.use_unsloth("unsloth")
     with pytest.raises(ConfigError, match="model.backend unsloth loads causal LMs"):
         StudyConfig().with_updates({"model.backend": "unsloth"})
+
+
+def test_item_order_picks_the_grammar_decoding_and_serving_use(tiny):
+    from ner_ray.data.span_grammar import span_grammar
+
+    text = SENTENCES[0][0]
+    for order, any_order in (("sorted", False), ("any", True)):
+        family = family_on(tiny, target="mentions", item_order=order)
+        assert family.grammar(text) == span_grammar(text, "mentions", False, family.types, any_order=any_order)
+        example = encode_documents(documents()[:1], family, training=False)[0]
+        assert family.example_prompt(example)[1] == family.grammar(text)  # what Serve hands vLLM's structured outputs
+    assert family_on(tiny, target="mentions").grammar(text) != family.grammar(text)  # sorted is the default
+
+
+@pytest.mark.parametrize(("lora", "token_head"), [(None, False), ({"r": 4, "alpha": 8, "dropout": 0.0}, False),
+                                                   ({"r": 4, "alpha": 8, "dropout": 0.0}, True)])
+def test_the_head_at_the_completion_only_gives_the_full_heads_loss_next_tokens_and_gradients(tiny, lora, token_head):
+    family = family_on(tiny, lora, token_head=token_head)
+    torch.manual_seed(3)
+    model = family.build().train()
+    with torch.no_grad():  # the adapter away from its zero start, so that its gradients differ from the base's
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    assert family.head_at_labels(model)
+    batch = family.collate([e.features for e in encode_documents(documents(), family, training=True)])
+    results = []
+    for at_labels in (True, False):
+        family.head_at_labels = lambda _model, at_labels=at_labels: at_labels
+        model.zero_grad()
+        loss, outputs = family.loss(model, batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), outputs["next_tokens"], grads))
+    (loss_a, next_a, grads_a), (loss_b, next_b, grads_b) = results
+    assert torch.allclose(loss_a, loss_b, atol=1e-5) and torch.equal(next_a, next_b)
+    assert (next_a != IGNORE).sum() == (batch["labels"] != IGNORE).sum()  # every completion token but none of the prompt's
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    assert all(torch.allclose(grads_a[n], grads_b[n], atol=1e-5) for n in grads_a)

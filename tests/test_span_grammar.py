@@ -63,6 +63,27 @@ def test_grammar_accepts_and_rejects(target, typed):
     assert [c for c in rejected if accepts(grammar, c)] == []
 
 
+ANY_ORDER_CASES = {  # (admitted only in any order, rejected in any order too)
+    ("offsets", False): ([" 8-15 ; 0-7", " 0-15 ; 8-15", " 0-7 ; 0-7", " 16-23 ; 0-23 ; 16-22"], [" 7-0", " 0-6", " 0-24", " 0-7 ;"]),
+    ("offsets", True): ([" 16-22 Disease ; 0-7 Chemical", " 0-7 Chemical ; 0-7 Disease"], [" 0-7", " 0-7 Gene ; 8-15 Disease"]),
+    ("mentions", False): ([" asthma ; Aspirin", " Aspirin ; Aspirin", " induced asthma ; asthma"], [" aspirin", " headache ; asthma"]),
+    ("mentions", True): ([" asthma [Disease] ; Aspirin [Chemical]"], [" asthma ; Aspirin [Chemical]"]),
+}
+
+
+@pytest.mark.parametrize(("target", "typed"), VARIANTS)
+def test_any_order_grammar(target, typed):
+    """Any order admits what the sorted grammar does, and items out of order, overlapping or repeated; nothing off the
+    word bounds or outside the sentence."""
+    grammar = span_grammar(SENT, target, typed, TYPES, any_order=True)
+    sorted_accepted = CASES[(target, typed)][0]
+    out_of_order, never = ANY_ORDER_CASES[(target, typed)]
+    assert [c for c in sorted_accepted + out_of_order if not accepts(grammar, c)] == []
+    assert [c for c in never if accepts(grammar, c)] == []
+    assert [c for c in out_of_order if accepts(span_grammar(SENT, target, typed, TYPES), c)] == []
+    assert span_grammar(" ", target, typed, TYPES, any_order=True) == 'root ::= ""\n'
+
+
 @pytest.mark.parametrize(("target", "typed"), VARIANTS)
 def test_no_words_admits_only_empty(target, typed):
     grammar = span_grammar(" \n ", target, typed, TYPES)
@@ -108,6 +129,7 @@ def test_unreachable_spans():
     assert unreachable_spans(text, [Span(0, 7, "C"), (0, 15), (8, 15), (1, 7), (16, 21)]) == [(0, 15), (1, 7), (16, 21)]
     assert unreachable_spans(text, [(16, 25)]) == [] and unreachable_spans(text, [(16, 25)], "mentions") == [(16, 25)]
     assert unreachable_spans(text, [(0, 7), (0, 7)]) == [(0, 7)]  # the same offsets twice (two types) is one item
+    assert unreachable_spans(text, [(0, 15), (8, 15), (0, 7), (1, 7)], any_order=True) == [(1, 7)]  # overlaps: reachable
     long = " ".join("abcdefghijklmnopqrst")
     assert not gold_reachable(long, [(0, 2 * MAX_SPAN_WORDS + 1)]) and gold_reachable(long, [(0, 2 * MAX_SPAN_WORDS - 1)])
 

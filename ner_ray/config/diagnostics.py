@@ -10,12 +10,20 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from ner_ray.config import keys
 from ner_ray.errors import ConfigError, nearest
 
 ConfigPath = tuple[Any, ...]
 Locator = Callable[[ConfigPath], "str | None"]  # a config path -> "file:line" (or None: unknown)
+
+
+def fail_at(path: ConfigPath, message: str) -> NoReturn:
+    """Fail a model validator at `path` of the config (pydantic reports model-level errors at the root); `describe`
+    names that path."""
+    raise PydanticCustomError("config_path", "{message}", {"path": path, "message": message})
+
 
 _EXPECTED = {
     "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",

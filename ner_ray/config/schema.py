@@ -20,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from ner_ray.config import diagnostics, keys, recipes
 from ner_ray.errors import nearest
@@ -168,7 +167,9 @@ class SpanGenConfig(Block):
     token_head: bool = Field(False, description="a B/I/O head on the last hidden state of the sentence's prompt tokens, "
                              "its cross-entropy added to the LM loss: the fast dev metric (dev_fast_f1) reads it")
     constrained: bool = Field(True, description="greedy decoding constrained by a per-sentence grammar (xgrammar): items on "
-                              "word boundaries inside the sentence, sorted, non-overlapping")
+                              "word boundaries inside the sentence (in the order item_order says)")
+    item_order: Literal["sorted", "any"] = Field("sorted", description="constrained items: sorted (each at or after the previous "
+                                                 "one's end) or any order (repeats: the parser counts and drops them)")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="tokens generated per sentence; the window budget is "
                                 "data.max_length minus this and the prompt's own tokens")
 
@@ -442,15 +443,15 @@ class StudyConfig(Block):
         other = [k for k, d in self.search.items() if d.kind != "grid"]
         name = self.tune.searcher.name
         if name == "optuna" and grid:
-            _fail(("search", grid[0]), f"tune.searcher optuna cannot search grid domains ({', '.join(grid)}); "
+            diagnostics.fail_at(("search", grid[0]), f"tune.searcher optuna cannot search grid domains ({', '.join(grid)}); "
                   "use choice, or tune.searcher.name random or grid")
         if name == "grid" and other:
-            _fail(("search", other[0]), f"tune.searcher grid needs grid domains only, and {', '.join(other)} are not; "
+            diagnostics.fail_at(("search", other[0]), f"tune.searcher grid needs grid domains only, and {', '.join(other)} are not; "
                   "use tune.searcher.name random or optuna")
         for i, point in enumerate(self.tune.searcher.points_to_evaluate):
             unknown = sorted(set(point) - set(self.search))
             if unknown:
-                _fail(("tune", "searcher", "points_to_evaluate", i),
+                diagnostics.fail_at(("tune", "searcher", "points_to_evaluate", i),
                       f"{', '.join(unknown)} not in search (its keys: {', '.join(self.search) or 'none'})")
 
     def _check_search_values(self) -> None:
@@ -472,7 +473,7 @@ class StudyConfig(Block):
                 error = err.errors()[0]
                 path = diagnostics.error_path(error, raw)
                 shown = repr(next(iter(update.values()))) if len(update) == 1 else repr(update)
-                _fail(where, f"value {shown} is not valid for {keys.join_path(path) or 'the config'}: "
+                diagnostics.fail_at(where, f"value {shown} is not valid for {keys.join_path(path) or 'the config'}: "
                       f"{diagnostics.describe(error, path, study_keys())}")
 
     def to_flat_dict(self) -> dict[str, Any]:
@@ -493,8 +494,3 @@ class StudyConfig(Block):
 def study_keys() -> tuple[str, ...]:
     """Every dotted key of StudyConfig."""
     return keys.schema_keys(StudyConfig)
-
-
-def _fail(path: tuple[Any, ...], message: str) -> None:
-    """Fail validation at `path` of the config (pydantic reports model-level errors at the root)."""
-    raise PydanticCustomError("config_path", "{message}", {"path": path, "message": message})

@@ -1,7 +1,7 @@
 """Per-sentence grammars (EBNF, xgrammar's GBNF dialect, root rule `root`) of the span completions a model may write.
 
-A completion's items are spans that start at a word start and end at a word end, in increasing order without
-overlap, written as `span_targets.format_completion` writes them. Pure text: the same string serves xgrammar's
+A completion's items are spans that start at a word start and end at a word end, written as
+`span_targets.format_completion` writes them: in increasing order without overlap, or (`any_order`) in any order. Pure text: the same string serves xgrammar's
 HF logits processor (`families.constrained`) and vLLM's structured outputs.
 """
 
@@ -55,14 +55,16 @@ def _writable(text: str, start: int, end: int, target: str) -> bool:
     return target == "offsets" or ";" not in text[start:end]
 
 
-def span_grammar(text: str, target: str, typed: bool, types: Sequence[str] = ()) -> str:
+def span_grammar(text: str, target: str, typed: bool, types: Sequence[str] = (), any_order: bool = False) -> str:
     """The grammar of every completion of `text` whose items are word-bound spans of at most MAX_SPAN_WORDS words,
-    each starting at or after the previous one's end, written for `target` ("offsets" / "mentions"), with a type
-    from `types` when `typed`. A text without words admits only the empty completion.
+    each starting at or after the previous one's end (`any_order`: any span, in any order, repeats included), written
+    for `target` ("offsets" / "mentions"), with a type from `types` when `typed`. A text without words admits only
+    the empty completion.
 
     Rules: `root ::= "" | " " from_i`; `from_i` picks an item starting at word i or later (a chain, so the
     grammar stays linear in the words); `item_i` is one span starting at word i, followed by `after_j` (j: its
-    last word), which ends the completion or continues with `" ; "` and an item starting after word j.
+    last word), which ends the completion or continues with `" ; "` and an item starting after word j (any_order:
+    an item starting anywhere, `from_` of the first word with an item).
 
     Raises ValueError for an unknown target, and when typed, for no types or a type that cannot be written.
     """
@@ -98,17 +100,18 @@ def span_grammar(text: str, target: str, typed: bool, types: Sequence[str] = ())
     for i in starts:
         rules.append(f"item_{i} ::= {items[i]}")
     for j in range(len(bounds)):
-        nxt = first_from[j + 1]
+        nxt = starts[0] if any_order else first_from[j + 1]
         rules.append(f'after_{j} ::= ""' + (f' | " ; " from_{nxt}' if nxt is not None else ""))
     if typed:
         rules.append("type ::= " + " | ".join(_literal(span_type) for span_type in types))
     return "\n".join(rules) + "\n"
 
 
-def unreachable_spans(text: str, spans: Iterable[Span | tuple[int, int]], target: str = "offsets") -> list[tuple[int, int]]:
-    """The (start, end) of the gold spans that no completion `span_grammar(text, target, ...)` admits: not on word
-    bounds, over MAX_SPAN_WORDS words, a mention holding ";", or (in (start, end) order) overlapping or repeating
-    the offsets of a span kept before it. Types are not checked."""
+def unreachable_spans(text: str, spans: Iterable[Span | tuple[int, int]], target: str = "offsets",
+                      any_order: bool = False) -> list[tuple[int, int]]:
+    """The (start, end) of the gold spans that no completion `span_grammar(text, target, ..., any_order)` admits: not
+    on word bounds, over MAX_SPAN_WORDS words, a mention holding ";", or, unless `any_order`, (in (start, end) order)
+    overlapping or repeating the offsets of a span kept before it. Types are not checked."""
     if target not in TARGETS:
         raise ValueError(f"unknown span target {target!r}; valid targets: {', '.join(TARGETS)}")
     bounds = word_bounds(text)
@@ -118,14 +121,15 @@ def unreachable_spans(text: str, spans: Iterable[Span | tuple[int, int]], target
     unreachable, kept_end = [], -1
     for start, end in offsets:
         first, last = word_of_start.get(start), word_of_end.get(end)
-        if (first is None or last is None or last < first or last - first >= MAX_SPAN_WORDS or start < kept_end
-                or not _writable(text, start, end, target)):
+        if (first is None or last is None or last < first or last - first >= MAX_SPAN_WORDS
+                or (start < kept_end and not any_order) or not _writable(text, start, end, target)):
             unreachable.append((start, end))
         else:
             kept_end = end
     return unreachable
 
 
-def gold_reachable(text: str, spans: Iterable[Span | tuple[int, int]], target: str = "offsets") -> bool:
+def gold_reachable(text: str, spans: Iterable[Span | tuple[int, int]], target: str = "offsets",
+                   any_order: bool = False) -> bool:
     """Whether a completion the grammar admits can write all of `spans` (see `unreachable_spans`)."""
-    return not unreachable_spans(text, spans, target)
+    return not unreachable_spans(text, spans, target, any_order)

@@ -20,6 +20,9 @@ from ner_ray.families.models import resolve_model
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # label of prompt and padding positions, and the fill of generated rows
+# transformers model types whose causal-LM logits are their output head on the last hidden state, nothing after it (no
+# logit scaling or soft-capping): their loss reads the head at the completion's positions only (`head_at_labels`)
+PLAIN_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 ADAPTER_DIR = "adapter"  # a saved LoRA model: the PEFT adapter (LoRA + the new tokens' rows); the base reloads by name
 LM_DIR = "lm"  # a saved full fine-tune: the whole causal LM
 
@@ -70,6 +73,17 @@ def use_unsloth(backend: str) -> bool:
             raise ImportError("model.backend unsloth needs the unsloth package: pip install 'ner_ray[gpu]'")
         return True
     return installed and torch.cuda.is_available()
+
+
+def causal_lm_inside(model: nn.Module) -> nn.Module:
+    """The *ForCausalLM inside a training wrapper (DDP, a DeepSpeed engine: `.module`), a model with a head beside
+    the LM (`.lm`) and PEFT (its base model, LoRA layers in place)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "lm", None)
+        if not isinstance(inner, nn.Module):
+            break
+        model = inner
+    return model.get_base_model() if peft_seam.is_peft(model) else model
 
 
 class CausalLmFamily(FamilyBase):
@@ -215,9 +229,31 @@ class CausalLmFamily(FamilyBase):
             "prompt_mask": pad_left([[1] * len(p) for p in prompts], 0),
         }
 
-    def lm_loss(self, lm: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
-        outputs = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-        return outputs.loss, {"logits": outputs.logits}
+    def head_at_labels(self, model: nn.Module) -> bool:
+        """Whether the loss runs the output head at the completion's positions only: a model of PLAIN_HEAD_TYPES,
+        trained with PEFT or fully (Unsloth computes its own loss). A small LM's head is a large share of its
+        compute (SmolLM2-135M: 28M of its 135M weights, 49K logits a token), and most positions are the prompt's."""
+        model_type = getattr(causal_lm_inside(model).config, "model_type", None)
+        return model_type in PLAIN_HEAD_TYPES and not use_unsloth(self.config.model.backend)
+
+    def lm_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any], Any]:
+        """(the mean cross-entropy of the completion's tokens, {"next_tokens": the model's own next token at each of
+        them, IGNORE elsewhere: what the fast dev metric reads}, the forward's output).
+
+        `model` is the LM, possibly wrapped (DDP, DeepSpeed, a head beside it: its forward takes the LM's keywords);
+        the forward runs through the wrappers, so that they see it. With `head_at_labels`, it stops the head at one
+        position and the head then reads the last hidden state at the completion's positions only: the same loss
+        without the prompt's logits."""
+        inputs, labels = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}, batch["labels"]
+        if not self.head_at_labels(model):
+            out = model(**inputs, labels=labels)
+            return out.loss, {"next_tokens": self.teacher_forced(out.logits, labels)}, out
+        out = model(**inputs, output_hidden_states=True, logits_to_keep=1)
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        logits = causal_lm_inside(model).get_output_embeddings()(out.hidden_states[-1][:, :-1][keep])
+        loss = nn.functional.cross_entropy(logits.float(), target[keep])
+        return loss, {"next_tokens": torch.full_like(target, IGNORE).masked_scatter(keep, logits.argmax(-1))}, out
 
     def teacher_forced(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The model's own next token at every labelled position (given the gold prefix), IGNORE elsewhere: the
@@ -250,7 +286,7 @@ class CausalLmFamily(FamilyBase):
                 processor: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`decode`'s rows for a causal LM: (teacher-forced next tokens at the completion's positions, greedy new
         tokens, or one IGNORE column when this evaluation decodes fast only: see `set_full_decoding`)."""
-        fast = self.teacher_forced(outputs["logits"], batch["labels"])
+        fast = outputs["next_tokens"]
         if not self.full_decoding:
             return fast, torch.full((fast.size(0), 1), IGNORE, dtype=torch.long, device=fast.device)
         return fast, self.generate(lm, batch, processor)

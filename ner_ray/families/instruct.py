@@ -114,7 +114,7 @@ class Instruct(CausalLmFamily):
         return self.build_lm()
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        return self.lm_loss(model, batch)
+        return self.lm_loss(model, batch)[:2]
 
     def decode(self, model: nn.Module, outputs: dict[str, Any], batch: dict[str, Any]) -> Any:
         return self.lm_rows(model, outputs, batch)

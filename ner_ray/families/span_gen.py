@@ -43,9 +43,15 @@ class TokenHeadModel(nn.Module):
         self.lm = lm
         self.token_head = nn.Linear(lm.config.hidden_size, labels)
 
-    def forward(self, input_ids, attention_mask, labels=None, **_: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
-        return out.loss, out.logits, self.token_head(out.hidden_states[-1])
+    @property
+    def config(self) -> Any:
+        return self.lm.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **lm_keywords: Any) -> Any:
+        """The LM's output (with hidden states) and under `tags`, the head's logits at every position."""
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, **{**lm_keywords, "output_hidden_states": True})
+        out["tags"] = self.token_head(out.hidden_states[-1])
+        return out
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **options: Any) -> None:
         """HF Trainer's gradient checkpointing reaches the LM's layers (transformers >= 5.24 name)."""
@@ -71,6 +77,7 @@ class SpanGeneration(CausalLmFamily):
         super().__init__(config, types, tokenizer)
         options = config.model.span_gen
         self.target, self.typed, self.constrained = options.target, options.typed, options.constrained
+        self.any_order = options.item_order == "any"
         self.max_new_tokens = options.max_new_tokens
         self.typed_spans = options.typed
         self.token_head = options.token_head
@@ -131,11 +138,12 @@ class SpanGeneration(CausalLmFamily):
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         """The LM loss on the completion; with the token head, plus its cross-entropy on the sentence's tokens."""
+        lm_loss, outputs, out = self.lm_loss(model, batch)
         if not self.token_head:
-            return self.lm_loss(model, batch)
-        lm_loss, logits, tags = model(batch["input_ids"], batch["attention_mask"], batch["labels"])
+            return lm_loss, outputs
+        tags = out["tags"]
         head_loss = nn.functional.cross_entropy(tags.flatten(0, 1).float(), batch["bio"].flatten(), ignore_index=IGNORE)
-        return lm_loss + head_loss, {"logits": logits, "tags": tags}
+        return lm_loss + head_loss, {**outputs, "tags": tags}
 
     def decode(self, model: nn.Module, outputs: dict[str, Any], batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
         """`lm_rows` (teacher-forced tokens, greedy tokens under the grammar or IGNORE)[, the token head's label ids
@@ -151,7 +159,7 @@ class SpanGeneration(CausalLmFamily):
         return rows
 
     def grammar(self, text: str) -> str:
-        return span_grammar(text, self.target, self.typed, self.types)
+        return span_grammar(text, self.target, self.typed, self.types, self.any_order)
 
     def grammar_processor(self, lm: nn.Module, grammars: list[str]) -> Any:
         if self._constraint is None:

@@ -22,9 +22,9 @@ from ner_ray.config import StudyConfig
 from ner_ray.credentials import redact_tree
 
 
-def ensure_ray(address: str | None = None) -> None:
+def ensure_ray(address: str | None = None, family: str | None = None) -> None:
     """Connect to `address` (or to $RAY_ADDRESS, which `ray job submit` sets for its driver), or start a
-    local Ray when none is running (`start_local_ray`)."""
+    local Ray when none is running (`start_local_ray`, set up for training `family`)."""
     import ray
 
     if ray.is_initialized():
@@ -34,10 +34,10 @@ def ensure_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        start_local_ray()
+        start_local_ray(family)
 
 
-def start_local_ray(**init_kwargs) -> None:
+def start_local_ray(family: str | None = None, **init_kwargs) -> None:
     """Start a new local Ray that listens on the loopback interface only and whose processes know its address.
 
     Loopback only: Ray takes a local cluster's node IP from the machine's network address, and its GCS, raylet,
@@ -52,8 +52,8 @@ def start_local_ray(**init_kwargs) -> None:
     the machine; so the GCS gets a chosen port and RAY_ADDRESS is set while Ray's processes start (they
     inherit it), then restored, so that the driver can start another Ray later.
 
-    Ray's processes start under SCHED_BATCH and its workers with MALLOC_ARENA_MAX=1, so that they take as little
-    as they can from CPU training (`cpu_isolation`).
+    Ray's processes start under SCHED_BATCH and, unless `family` is a generative one, its workers with
+    MALLOC_ARENA_MAX=1, so that they take as little as they can from CPU training (`cpu_isolation`).
     """
     import socket
 
@@ -61,7 +61,7 @@ def start_local_ray(**init_kwargs) -> None:
     from ray._common.network_utils import build_address, get_localhost_ip
     from ray._private import ray_constants
 
-    from ner_ray.train.cpu_isolation import batch_scheduled
+    from ner_ray.train.cpu_isolation import batch_scheduled, one_malloc_arena
 
     with socket.socket() as probe:
         probe.bind(("", 0))
@@ -73,7 +73,7 @@ def start_local_ray(**init_kwargs) -> None:
     os.environ.update(pinned)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        with batch_scheduled() as worker_env:
+        with batch_scheduled(one_malloc_arena(family)) as worker_env:
             kwargs = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "log_to_driver": True,
                       "configure_logging": False, "runtime_env": {"env_vars": worker_env}, **init_kwargs}
             ray.init(address="local", **kwargs)
@@ -117,7 +117,7 @@ def run_trainer(config: StudyConfig, run_name: str, storage_path: str | Path, ma
 
     from ner_ray.train.worker import train_loop_per_worker
 
-    ensure_ray(config.resources.address)
+    ensure_ray(config.resources.address, config.model.family)
     if resume_from is not None and not isinstance(resume_from, Checkpoint):
         resume_from = Checkpoint.from_directory(str(Path(resume_from).resolve()))
     work_dir = Path(tempfile.mkdtemp(prefix=f"ner_ray_{run_name}_"))

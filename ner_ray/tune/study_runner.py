@@ -219,7 +219,7 @@ def run_study(path: str | Path, overrides: Iterable[str] = (), resume: bool = Fa
     tracker = None
     if study.defaults.tracking.enabled:  # before any trial: an unreachable server fails here
         tracker = StudyTracker(study.defaults, output_dir, study_id, study.name)
-    ensure_ray(address or study.defaults.resources.address)
+    ensure_ray(address or study.defaults.resources.address, study.defaults.model.family)
     record_start(study, output_dir, state)  # only now does the folder hold this study
     experiment_root = output_dir / TUNE_DIR / study_id
     trials: list[dict[str, Any]] = []
