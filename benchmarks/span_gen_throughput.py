@@ -8,6 +8,10 @@ evaluation. Ours evaluates once, on 16 dev sentences, after its last step (outsi
 
     python benchmarks/span_gen_throughput.py --steps 40 --rounds 2
     python benchmarks/span_gen_throughput.py --arms plain,ours_main,ours --steps 40 --rounds 2   # Ray's share, ours
+    python benchmarks/span_gen_throughput.py --arms plain,ours_main,ours,ours_one_arena --steps 40 --rounds 2
+
+The plain script computes the logits of every position (HF's forward with `labels`); ours those of the completion
+only (`CausalLmFamily.head_at_labels`), so ours_main may run faster than plain.
 """
 
 from __future__ import annotations
@@ -123,9 +127,18 @@ def run_ours_in_process(folder: Path, steps: int, batch_size: int, precision: st
             "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": windows}
 
 
-ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours}
+def run_ours_one_arena(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
+    """`ours` with the Ray workers' environment of an encoder study (MALLOC_ARENA_MAX=1, cpu_isolation.ONE_ARENA_ENV)."""
+    from ner_ray.train import cpu_isolation
+
+    cpu_isolation.one_malloc_arena = lambda family: True
+    return run_ours(folder, steps, batch_size, precision)
+
+
+ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours, "ours_one_arena": run_ours_one_arena}
 LABELS = {"plain": "plain HF Trainer + PEFT script", "ours_main": "ner_ray span_gen's FamilyTrainer, no Ray (main thread)",
-          "ours": "ner_ray span_gen (TorchTrainer, 1 worker)"}
+          "ours": "ner_ray span_gen (TorchTrainer, 1 worker)",
+          "ours_one_arena": "ner_ray span_gen (TorchTrainer, 1 worker), workers with MALLOC_ARENA_MAX=1"}
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def test_ctrl_c_between_two_trials_stops_the_study_resumable(tmp_path, tiny, mon
             signal.raise_signal(signal.SIGINT)
         return []
 
-    monkeypatch.setattr(ner_ray.train.run, "ensure_ray", lambda address=None: None)
+    monkeypatch.setattr(ner_ray.train.run, "ensure_ray", lambda address=None, family=None: None)
     monkeypatch.setattr(runner, "tune_experiment", fit_until_ctrl_c)
     monkeypatch.setattr(runner, "saved_statuses", lambda path: {})
     path = tmp_path / "study.yaml"
