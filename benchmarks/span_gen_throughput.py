@@ -135,10 +135,20 @@ def run_ours_one_arena(folder: Path, steps: int, batch_size: int, precision: str
     return run_ours(folder, steps, batch_size, precision)
 
 
-ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours, "ours_one_arena": run_ours_one_arena}
+def run_ours_nice15(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
+    """`ours` with the Ray workers at Ray's default niceness, 15 (ner_ray's local Ray runs them at 0)."""
+    from ner_ray.train import cpu_isolation
+
+    os.environ[cpu_isolation.WORKER_NICENESS] = "15"
+    return run_ours(folder, steps, batch_size, precision)
+
+
+ARMS = {"plain": run_plain, "ours_main": run_ours_in_process, "ours": run_ours, "ours_one_arena": run_ours_one_arena,
+        "ours_nice15": run_ours_nice15}
 LABELS = {"plain": "plain HF Trainer + PEFT script", "ours_main": "ner_ray span_gen's FamilyTrainer, no Ray (main thread)",
           "ours": "ner_ray span_gen (TorchTrainer, 1 worker)",
-          "ours_one_arena": "ner_ray span_gen (TorchTrainer, 1 worker), workers with MALLOC_ARENA_MAX=1"}
+          "ours_one_arena": "ner_ray span_gen (TorchTrainer, 1 worker), workers with MALLOC_ARENA_MAX=1",
+          "ours_nice15": "ner_ray span_gen (TorchTrainer, 1 worker), workers at Ray's niceness 15"}
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ class Echo:
 
 def worker_setting():
     import os
-    return os.sched_getscheduler(0), os.environ.get("MALLOC_ARENA_MAX")
+    return os.sched_getscheduler(0), os.environ.get("MALLOC_ARENA_MAX"), os.getpriority(os.PRIO_PROCESS, 0)
 
 assert ray.get(Echo.remote().ping.remote(1)) == 1  # an actor, and a task below
 worker = ray.get(ray.remote(worker_setting).remote())
@@ -45,6 +45,7 @@ for process in [me, *me.children(recursive=True)]:
             listeners.append([name, conn.laddr.ip, conn.laddr.port])
 from ray._private.authentication.authentication_utils import is_token_auth_enabled
 print(json.dumps({"listeners": listeners, "auth": is_token_auth_enabled(), "worker": worker, "policies": policies,
+                  "driver_env": sorted(os.environ),
                   "driver_policy": os.sched_getscheduler(0), "batch": os.SCHED_BATCH, "other": os.SCHED_OTHER}))
 ray.shutdown()
 """
@@ -73,11 +74,12 @@ def test_the_local_ray_listens_on_loopback_only(report):
     assert report["auth"], "Ray's token authentication is off"
 
 
-def test_the_local_ray_runs_batch_scheduled_with_one_malloc_arena_per_worker(report):
+def test_the_local_ray_runs_batch_scheduled_with_one_malloc_arena_per_worker_at_niceness_0(report):
     """ner_ray/train/cpu_isolation.py: Ray's daemons and workers under SCHED_BATCH, the driver back to SCHED_OTHER,
-    the workers with MALLOC_ARENA_MAX=1."""
+    the workers with MALLOC_ARENA_MAX=1 (no family named: an encoder's setting) and at niceness 0, not Ray's 15."""
     assert report["policies"] == {"gcs_server": report["batch"], "raylet": report["batch"]}, report
-    assert report["worker"] == [report["batch"], "1"] and report["driver_policy"] == report["other"], report
+    assert report["worker"] == [report["batch"], "1", 0] and report["driver_policy"] == report["other"], report
+    assert "RAY_worker_niceness" not in report["driver_env"], report  # set while Ray started, then restored
 
 
 @pytest.mark.parametrize(("ip", "loopback"), [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),

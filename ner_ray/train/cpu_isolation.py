@@ -11,6 +11,10 @@ the local Ray it starts (a cluster someone else started is left as it is):
   a running one on wake-up, it runs at the next tick instead and keeps its fair share of CPU. The training thread
   goes back to SCHED_OTHER (`restore_training_thread`) before its OpenMP pool exists, so the pool's threads
   inherit it.
+- Niceness. Ray's raylet starts its workers at niceness 15 (weight 36 in the kernel's fair scheduler), its daemons
+  stay at 0 (weight 1024): whenever a daemon ran, it got 28 times the training threads' share of a core.
+  `start_local_ray` sets `RAY_worker_niceness=0`, so the training threads weigh as much as any of Ray's processes
+  (a value the user set is kept).
 - Page faults. Ray Train runs the training function on a thread of its own, and glibc gives each thread its own
   arena of 64 MB heaps; a tensor larger than the room left in one (a BERT vocabulary's 47 MB embedding
   gradient) is then mmapped afresh at every step and faulted in page by page (measured: ~27,000 minor faults a
@@ -32,6 +36,7 @@ from collections.abc import Iterator
 logger = logging.getLogger(__name__)
 
 RESTORE_ENV = "NER_RAY_TRAINING_THREAD_SCHED_OTHER"
+WORKER_NICENESS = "RAY_worker_niceness"  # the raylet's setting (Ray's default 15): `start_local_ray` sets 0
 ONE_ARENA_ENV = {"MALLOC_ARENA_MAX": "1"}
 
 
