@@ -94,6 +94,7 @@ class CausalLmFamily(FamilyBase):
     special_tokens: tuple[str, ...] = ()
     max_new_tokens = 64
     full_decoding = True  # False between epoch ends during training: teacher-forced rows only (`set_full_decoding`)
+    _head_at_labels: bool | None = None  # `head_at_labels`, once decided
 
     @classmethod
     def load_tokenizer(cls, source: str | Path) -> Any:
@@ -232,9 +233,12 @@ class CausalLmFamily(FamilyBase):
     def head_at_labels(self, model: nn.Module) -> bool:
         """Whether the loss runs the output head at the completion's positions only: a model of PLAIN_HEAD_TYPES,
         trained with PEFT or fully (Unsloth computes its own loss). A small LM's head is a large share of its
-        compute (SmolLM2-135M: 28M of its 135M weights, 49K logits a token), and most positions are the prompt's."""
-        model_type = getattr(causal_lm_inside(model).config, "model_type", None)
-        return model_type in PLAIN_HEAD_TYPES and not use_unsloth(self.config.model.backend)
+        compute (SmolLM2-135M: 28M of its 135M weights, 49K logits a token), and most positions are the prompt's.
+        Decided at the first step (a family trains one model): no wrapper walk or package lookup at every step."""
+        if self._head_at_labels is None:
+            model_type = getattr(causal_lm_inside(model).config, "model_type", None)
+            self._head_at_labels = model_type in PLAIN_HEAD_TYPES and not use_unsloth(self.config.model.backend)
+        return self._head_at_labels
 
     def lm_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any], Any]:
         """(the mean cross-entropy of the completion's tokens, {"next_tokens": the model's own next token at each of
