@@ -276,7 +276,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from ner_ray.artifacts import PREDICTIONS, SCORES
-    from ner_ray.inference.evaluate import evaluate_model
+    from ner_ray.inference.evaluate import evaluate_model, progress_bar
 
     if args.endpoint:
         return _evaluate_endpoint(args)
@@ -284,7 +284,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError("ner-ray evaluate: give MODEL_DIR and CORPUS (or --endpoint URL and CORPUS)")
     out = args.out or args.model_dir / "evaluations" / f"{Path(args.corpus).name}-{args.split}"
     result = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
-                            precision=args.precision, fmt=args.fmt, data_dir=args.data_dir)
+                            precision=args.precision, fmt=args.fmt, data_dir=args.data_dir,
+                            progress=progress_bar(f"{Path(args.corpus).name} {args.split}"))
     scores = result[args.split]
     print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}; "
           f"tp {scores['tp']}, fp {scores['fp']}, fn {scores['fn']}) on {scores['documents']} documents of "

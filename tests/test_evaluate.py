@@ -45,8 +45,9 @@ def train_then_evaluate(folder: Path, study: Path, capsys) -> tuple[dict, dict]:
     metrics = json.loads((folder / "runs" / "scoring" / "metrics.json").read_text())
     out = folder / "evaluation"
     assert main(["evaluate", str(folder / "runs" / "scoring" / "model"), "demo", "--split", "test", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f"test_f1 {metrics['test_f1']:.4f}" in printed
+    printed = capsys.readouterr()
+    assert f"test_f1 {metrics['test_f1']:.4f}" in printed.out
+    assert "demo test: 100%" in printed.err and "5/5" in printed.err  # the progress bar, to the last document
     scores = json.loads((out / "scores.json").read_text())
     assert (out / "predictions.pubtator").read_text().count("|t|") == 5  # the 5 test abstracts
     return metrics, scores

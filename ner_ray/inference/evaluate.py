@@ -7,6 +7,7 @@ through `score_documents` and `evaluate` too, so a figure in metrics.json, resul
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,16 +119,17 @@ def corpus_documents(corpus: str, split: str, merge_types: bool = True, fmt: str
 
 def evaluate_model(model_dir: str | Path, corpus: str, split: str = "test", out: str | Path | None = None,
                    types: list[str] | None = None, batch_size: int | None = None, precision: str | None = None,
-                   fmt: str | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
+                   fmt: str | None = None, data_dir: str | Path | None = None,
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Scores of the model saved in `model_dir` on `split` of `corpus` (a named corpus or a path; `fmt`,
     `data_dir` as for load_corpus), as `score_model` gives them. With `out`, writes them as scores.json, and
-    predictions.pubtator, there."""
+    predictions.pubtator, there; with `progress`, calls it as `score_predictions` does (`progress_bar`)."""
     from ner_ray.inference.model_files import load_model
 
     loaded = load_model(model_dir)
     documents, annotated = corpus_documents(corpus, split, loaded.family.config.data.merge_types, fmt, data_dir)
     result, predicted = score_model(loaded, documents, types if types is not None else annotated, corpus, split,
-                                    batch_size, precision)
+                                    batch_size, precision, progress)
     result = {"model": str(model_dir), **result}
     if out is not None:
         write_json(Path(out) / SCORES, result)
@@ -162,6 +164,22 @@ def score_predictions(family: Any, predict: Predict, documents: Sequence[Documen
     result = {"family": family.name, "corpus": corpus, "split": split, "types": list(scored), "inference_precision": precision,
               **{f"{split}_{k}": scores[k] for k in ("f1", "precision", "recall")}, split: scores}
     return result, predicted
+
+
+def progress_bar(desc: str) -> Progress:
+    """A `Progress` drawn as a tqdm bar on stderr (documents), opened at the first call and closed at the total."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, unit="doc", desc=desc, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress
 
 
 def in_chunks(predict: Predict, progress: Progress, chunk: int = PROGRESS_CHUNK) -> Predict:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ner_ray.inference.evaluate import corpus_documents
+from ner_ray.inference.evaluate import corpus_documents, progress_bar
 
 API_KEY_ENV = "NER_RAY_API_KEY"
 
@@ -63,21 +62,13 @@ def evaluate_endpoint(url: str, corpus: str, split: str = "test", types: list[st
 
 def read_stream(response: Any, url: str) -> dict[str, Any]:
     """The scores from /v1/ner/evaluate's NDJSON answer, its progress lines shown as a progress bar (on stderr)."""
-    from tqdm.auto import tqdm
-
-    bar = None
-    try:
-        for line in response:
-            event = json.loads(line)
-            if "progress" in event:
-                done, total = event["progress"]["done"], event["progress"]["total"]
-                bar = bar or tqdm(total=total, unit="doc", desc="served evaluation", file=sys.stderr)
-                bar.update(done - bar.n)
-            elif "error" in event:
-                raise ValueError(f"{url} failed the evaluation: {event['error']['message']}")
-            elif "result" in event:
-                return event["result"]
-    finally:
-        if bar is not None:
-            bar.close()
+    progress = progress_bar("served evaluation")
+    for line in response:
+        event = json.loads(line)
+        if "progress" in event:
+            progress(event["progress"]["done"], event["progress"]["total"])
+        elif "error" in event:
+            raise ValueError(f"{url} failed the evaluation: {event['error']['message']}")
+        elif "result" in event:
+            return event["result"]
     raise ValueError(f"{url} closed the evaluation stream before sending the scores")
