@@ -1,7 +1,7 @@
 """Generative span-string NER quality: SmolLM2-135M-Instruct with LoRA (family span_gen) on a corpus, for the
 `offsets` and `mentions` targets, each trained once and decoded greedily with the grammar constraint (items sorted, as
-trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint;
-test F1 (untyped, strict, windows from the text alone), invalid / hallucination / duplicate / truncation rates and the
+trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint (`--decodings`; each
+rescores dev, where a default decoding is chosen, and test); F1 (untyped, strict, windows from the text alone), invalid / hallucination / duplicate / truncation rates and the
 teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
 settings with its CPU overrides).
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import record  # noqa: E402
 
 from ner_ray.config import load_study  # noqa: E402
-from ner_ray.inference.evaluate import evaluate_model  # noqa: E402
+from ner_ray.inference.evaluate import evaluate_model, progress_bar  # noqa: E402
 from ner_ray.train.run import train_experiment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,14 @@ def decoding_copy(model_dir: Path, decoding: str) -> Path:
     return copy
 
 
+def rescored(model_dir: Path, corpus: str, decoding: str) -> dict[str, float | None]:
+    """A decoding's dev F1 (what chooses a default decoding) and its test scores and rates."""
+    dev, test = (evaluate_model(model_dir, corpus, split, progress=progress_bar(f"{decoding} {split}"))[split]
+                 for split in ("dev", "test"))
+    return {"dev_f1": dev["f1"], "test_f1": test["f1"], "test_precision": test["precision"], "test_recall": test["recall"],
+            **{k: test.get(k) for k in RATES}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default="ncbi_disease")
@@ -55,8 +63,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="runs/bench_span_gen")
-    parser.add_argument("--constrained-only", action="store_true", help="score the trained model's own (sorted, "
-                        "constrained) decoding only: each other decoding rescores test")
+    parser.add_argument("--decodings", nargs="*", default=list(DECODINGS), choices=list(DECODINGS),
+                        help="the decodings that rescore dev and test beside the trained model's own (sorted, constrained) "
+                        "one (none: that one alone)")
     parser.add_argument("--reuse", action="store_true", help="a target already trained in --output-dir (its metrics.json and "
                         "model/) is scored again, not retrained")
     args = parser.parse_args()
@@ -77,13 +86,13 @@ def main() -> None:
             metrics = json.loads(trained.read_text())
         else:
             metrics = train_experiment(config, name, Path(args.output_dir))
-        others = {} if args.constrained_only else {
-            decoding: evaluate_model(decoding_copy(model_dir, decoding), args.corpus, "test")["test"] for decoding in DECODINGS}
+        others = {decoding: rescored(decoding_copy(model_dir, decoding), args.corpus, decoding)
+                  for decoding in args.decodings}
         summary[target] = {
-            "constrained": {"test_f1": metrics["test_f1"], "test_precision": metrics["test_precision"],
-                            "test_recall": metrics["test_recall"], **{k: metrics["test"].get(k) for k in RATES}},
-            **{decoding: {"test_f1": scores["f1"], "test_precision": scores["precision"], "test_recall": scores["recall"],
-                          **{k: scores.get(k) for k in RATES}} for decoding, scores in others.items()},
+            "constrained": {"dev_f1": metrics["dev_f1"], "test_f1": metrics["test_f1"],
+                            "test_precision": metrics["test_precision"], "test_recall": metrics["test_recall"],
+                            **{k: metrics["test"].get(k) for k in RATES}},
+            **others,
             "dev_f1": metrics["dev_f1"], "dev_fast_f1": metrics.get("dev_fast_f1"),
             "dev_greedy_fast_gap": metrics.get("dev_greedy_fast_gap"), "train_seconds": metrics["train_seconds"],
             "steady_samples_per_second": metrics["steady_samples_per_second"], "peak_memory_mb": metrics["peak_memory_mb"],
@@ -91,11 +100,13 @@ def main() -> None:
             "train_windows": metrics["train_windows"],
         }
     precision = ", ".join(sorted({s["train_precision"] for s in summary.values()}))
-    rows = ["| target | decoding | test F1 | P | R | invalid | halluc. | dup. | truncated |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| target | decoding | dev F1 | test F1 | P | R | invalid | halluc. | dup. | truncated |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for target, result in summary.items():
-        for decoding in ("constrained", *(() if args.constrained_only else DECODINGS)):
+        for decoding in ("constrained", *args.decodings):
             r = result[decoding]
-            rows.append(f"| {target} | {decoding} | {r['test_f1']:.4f} | {r['test_precision']:.4f} | {r['test_recall']:.4f} | "
+            rows.append(f"| {target} | {decoding} | {r['dev_f1']:.4f} | {r['test_f1']:.4f} | {r['test_precision']:.4f} | "
+                        f"{r['test_recall']:.4f} | "
                         + " | ".join(f"{r[k]:.3f}" if r[k] is not None else "-" for k in RATES) + " |")
     share = f"{args.subsample:.0%} of the" if args.subsample else "the full"
     record(f"span_gen quality: smollm2-135m LoRA r8 on {args.corpus} ({share} training set, {args.epochs} epoch(s), lr "
