@@ -1,8 +1,8 @@
 """Generative span-string NER quality: SmolLM2-135M-Instruct with LoRA (family span_gen) on a corpus, for the
 `offsets` and `mentions` targets, each trained once and decoded greedily with the grammar constraint (items sorted, as
-trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint (`--decodings`; each
-rescores dev, where a default decoding is chosen, and test); F1 (untyped, strict, windows from the text alone), invalid / hallucination / duplicate / truncation rates and the
-teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
+trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint (`--decodings`;
+each rescores dev, where a default decoding is chosen, and test); F1 (untyped, strict, windows from the text alone),
+invalid / hallucination / duplicate / truncation rates and the teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
 settings with its CPU overrides).
 
     python benchmarks/span_gen.py --corpus ncbi_disease --epochs 2 --lr 3e-4 [--subsample 0.2] [--targets offsets mentions]
@@ -46,8 +46,11 @@ def decoding_copy(model_dir: Path, decoding: str) -> Path:
 
 def rescored(model_dir: Path, corpus: str, decoding: str) -> dict[str, float | None]:
     """A decoding's dev F1 (what chooses a default decoding) and its test scores and rates."""
-    dev, test = (evaluate_model(model_dir, corpus, split, progress=progress_bar(f"{decoding} {split}"))[split]
-                 for split in ("dev", "test"))
+    scores = {}
+    for split in ("dev", "test"):
+        with progress_bar(f"{decoding} {split}") as progress:
+            scores[split] = evaluate_model(model_dir, corpus, split, progress=progress)[split]
+    dev, test = scores["dev"], scores["test"]
     return {"dev_f1": dev["f1"], "test_f1": test["f1"], "test_precision": test["precision"], "test_recall": test["recall"],
             **{k: test.get(k) for k in RATES}}
 

@@ -283,9 +283,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.model_dir is None or args.corpus is None:
         raise ValueError("ner-ray evaluate: give MODEL_DIR and CORPUS (or --endpoint URL and CORPUS)")
     out = args.out or args.model_dir / "evaluations" / f"{Path(args.corpus).name}-{args.split}"
-    result = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types, batch_size=args.batch_size,
-                            precision=args.precision, fmt=args.fmt, data_dir=args.data_dir,
-                            progress=progress_bar(f"{Path(args.corpus).name} {args.split}"))
+    with progress_bar(f"{Path(args.corpus).name} {args.split}") as progress:
+        result = evaluate_model(args.model_dir, args.corpus, args.split, out, types=args.types,
+                                batch_size=args.batch_size, precision=args.precision, fmt=args.fmt,
+                                data_dir=args.data_dir, progress=progress)
     scores = result[args.split]
     print(f"{args.split}_f1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall {scores['recall']:.4f}; "
           f"tp {scores['tp']}, fp {scores['fp']}, fn {scores['fn']}) on {scores['documents']} documents of "

@@ -8,7 +8,8 @@ through `score_documents` and `evaluate` too, so a figure in metrics.json, resul
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,20 +167,23 @@ def score_predictions(family: Any, predict: Predict, documents: Sequence[Documen
     return result, predicted
 
 
-def progress_bar(desc: str) -> Progress:
-    """A `Progress` drawn as a tqdm bar on stderr (documents), opened at the first call and closed at the total."""
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Progress]:
+    """A `Progress` drawn as a tqdm bar on stderr (documents), opened at its first call; closed on leaving, error or not."""
     from tqdm.auto import tqdm
 
-    bar = None
+    bars = []
 
     def progress(done: int, total: int) -> None:
-        nonlocal bar
-        bar = bar or tqdm(total=total, unit="doc", desc=desc, file=sys.stderr)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+        if not bars:
+            bars.append(tqdm(total=total, unit="doc", desc=desc, file=sys.stderr))
+        bars[0].update(done - bars[0].n)
 
-    return progress
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def in_chunks(predict: Predict, progress: Progress, chunk: int = PROGRESS_CHUNK) -> Predict:

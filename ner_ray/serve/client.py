@@ -62,13 +62,13 @@ def evaluate_endpoint(url: str, corpus: str, split: str = "test", types: list[st
 
 def read_stream(response: Any, url: str) -> dict[str, Any]:
     """The scores from /v1/ner/evaluate's NDJSON answer, its progress lines shown as a progress bar (on stderr)."""
-    progress = progress_bar("served evaluation")
-    for line in response:
-        event = json.loads(line)
-        if "progress" in event:
-            progress(event["progress"]["done"], event["progress"]["total"])
-        elif "error" in event:
-            raise ValueError(f"{url} failed the evaluation: {event['error']['message']}")
-        elif "result" in event:
-            return event["result"]
+    with progress_bar("served evaluation") as progress:
+        for line in response:
+            event = json.loads(line)
+            if "progress" in event:
+                progress(event["progress"]["done"], event["progress"]["total"])
+            elif "error" in event:
+                raise ValueError(f"{url} failed the evaluation: {event['error']['message']}")
+            elif "result" in event:
+                return event["result"]
     raise ValueError(f"{url} closed the evaluation stream before sending the scores")
