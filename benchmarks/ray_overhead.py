@@ -12,9 +12,12 @@ round after round:
   ours_ray_task_thread  the same Ray task, training on a new thread of the task's worker (as Ray Train's worker does);
   ours_ray_train   `ner-ray train`'s path: TorchTrainer, 1 worker (throughput.py's arm);
   ours_ray_train_unisolated  the same without ner_ray/train/cpu_isolation.py's measures (Ray's processes under
-                   SCHED_OTHER, the workers without MALLOC_ARENA_MAX=1, at Ray's niceness 15), as before 2026-12-07;
+                   SCHED_OTHER, the workers without MALLOC_ARENA_MAX=1, at Ray's niceness 15, Ray Train's preemption
+                   watcher on), as before 2026-12-07;
   ours_ray_train_nice15  ours_ray_train with the workers at Ray's default niceness, 15 (ner_ray's is 0 since
-                   2026-12-07 midday).
+                   2026-12-07 midday);
+  ours_ray_train_preemption_watcher  ours_ray_train with Ray Train's preemption watcher on (Ray's default; a local
+                   Ray of ner_ray's has it off since 2026-12-07 evening).
 
 Steady sentences/s exclude the first 5 steps; each figure is the median of its rounds. With --per-thread S, each
 arm's process tree (Ray's processes included) is also read S seconds after the arm starts, for 15 s
@@ -39,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 ARMS = ("plain", "ours_main", "ours_thread", "ours_thread_pool", "ours_ray_task", "ours_ray_task_thread", "ours_ray_train",
-        "ours_ray_train_unisolated", "ours_ray_train_nice15")
+        "ours_ray_train_unisolated", "ours_ray_train_nice15", "ours_ray_train_preemption_watcher")
 BIO = "ncbi_disease/conll/train.tsv"
 THREAD_WINDOW_SECONDS = 15.0
 
@@ -105,11 +108,17 @@ def run_arm(arm: str, steps: int, batch_size: int, data_dir: str) -> float:
 
         cpu_isolation.batch_scheduled = lambda *_: contextlib.nullcontext({})
         os.environ[cpu_isolation.WORKER_NICENESS] = "15"
+        os.environ[cpu_isolation.PREEMPTION_WATCHER] = "1"
         return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
     if arm == "ours_ray_train_nice15":
         from ner_ray.train import cpu_isolation
 
         os.environ[cpu_isolation.WORKER_NICENESS] = "15"
+        return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
+    if arm == "ours_ray_train_preemption_watcher":
+        from ner_ray.train import cpu_isolation
+
+        os.environ[cpu_isolation.PREEMPTION_WATCHER] = "1"
         return run_ours(steps, batch_size, precision)["steady_sentences_per_second"]
     raise ValueError(f"unknown arm {arm!r}; one of {', '.join(ARMS)}")
 

@@ -93,23 +93,25 @@ def run_plain(folder: Path, steps: int, batch_size: int, precision: str) -> dict
             "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": len(rows)}
 
 
-def study(folder: Path, steps: int, batch_size: int, precision: str) -> StudyConfig:
+def study(folder: Path, steps: int, batch_size: int, precision: str, output_dir: str = "runs") -> StudyConfig:
+    """The arms' study; `output_dir` matters to the arms that train through ner_ray (the plain arm reads its windows)."""
     return StudyConfig.model_validate({
         "data": {"corpus": str(folder), "test_split": None, "max_length": 192},
         "model": {"name": "smollm2-135m", "family": "span_gen", "backend": "peft",
                   "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"},
                   "span_gen": {"max_new_tokens": 64}},
         "train": {"max_steps": steps, "eval_steps": steps, "batch_size": batch_size, "lr": 2e-4, "warmup_ratio": 0.05,
-                  "precision": precision, "gradient_checkpointing": True, "output_dir": "runs/bench_span_gen_throughput"},
+                  "precision": precision, "gradient_checkpointing": True, "output_dir": output_dir},
         "resources": {"num_workers": 1, "cpus_per_worker": os.cpu_count() or 1},
         "tracking": {"enabled": False},
     })
 
 
 def run_ours(folder: Path, steps: int, batch_size: int, precision: str) -> dict:
+    """ner_ray's path, its run (checkpoints, adapter, Ray's storage) in a temporary folder removed after."""
     start = time.perf_counter()
-    metrics = train_experiment(study(folder, steps, batch_size, precision), "span-throughput",
-                               Path("runs/bench_span_gen_throughput"))
+    with tempfile.TemporaryDirectory(prefix="bench_span_gen_throughput-") as output_dir:
+        metrics = train_experiment(study(folder, steps, batch_size, precision, output_dir), "span-throughput", Path(output_dir))
     return {"steady_samples_per_second": metrics["steady_samples_per_second"], "wall_seconds": time.perf_counter() - start,
             "peak_memory_mb": metrics["peak_memory_mb"], "training_memory_mb": metrics["training_memory_mb"],
             "threads": metrics["threads_per_worker"], "train_windows": metrics["train_windows"]}
@@ -122,7 +124,8 @@ def run_ours_in_process(folder: Path, steps: int, batch_size: int, precision: st
     from throughput import train_without_ray
 
     start = time.perf_counter()
-    rate, windows = train_without_ray(study(folder, steps, batch_size, precision), tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory(prefix="bench_span_gen_throughput-") as output_dir:
+        rate, windows = train_without_ray(study(folder, steps, batch_size, precision, output_dir), output_dir)
     return {"steady_samples_per_second": rate, "wall_seconds": time.perf_counter() - start,
             "peak_memory_mb": peak_memory_mb(), "threads": torch.get_num_threads(), "train_windows": windows}
 

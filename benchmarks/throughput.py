@@ -20,6 +20,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,16 +34,18 @@ from ner_ray.train.run import train_experiment  # noqa: E402
 
 
 def run_ours(steps: int, batch_size: int, precision: str) -> dict:
-    config = StudyConfig.model_validate({
-        "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
-        "model": {"name": "minilm-l6", "lora": None},
-        "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "eval_steps": steps, "output_dir": "runs/bench_throughput",
-                  "precision": precision},
-        "resources": {"num_workers": 1, "cpus_per_worker": 2},
-    })
-    start = time.perf_counter()
-    metrics = train_experiment(config, "throughput", Path("runs/bench_throughput"))
-    wall = time.perf_counter() - start
+    """ner_ray's path, its run (checkpoints, model, Ray's storage: ~90 MB a run) in a temporary folder removed after."""
+    with tempfile.TemporaryDirectory(prefix="bench_throughput-") as output_dir:
+        config = StudyConfig.model_validate({
+            "data": {"corpus": "ncbi_disease", "format": "bio", "test_split": None, "max_length": 256},
+            "model": {"name": "minilm-l6", "lora": None},
+            "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "eval_steps": steps, "output_dir": output_dir,
+                      "precision": precision},
+            "resources": {"num_workers": 1, "cpus_per_worker": 2},
+        })
+        start = time.perf_counter()
+        metrics = train_experiment(config, "throughput", Path(output_dir))
+        wall = time.perf_counter() - start
     return {"steady_sentences_per_second": metrics["steady_samples_per_second"], "wall_seconds": wall,
             "train_seconds": metrics["train_seconds"], "startup_seconds": wall - metrics["train_seconds"], "steps": steps,
             "precision": metrics["train_precision"]}

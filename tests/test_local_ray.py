@@ -1,7 +1,8 @@
 """The local Ray a study starts for itself (train/run.py `start_local_ray`) listens on loopback only: every
 listening socket of the driver and of every process it started (GCS, raylet, dashboard, agents, metrics
 export, workers) is on 127.0.0.1 (or ::1), and Ray's token authentication stays on; its processes run
-batch-scheduled and its workers with one malloc arena (ner_ray/train/cpu_isolation.py)."""
+batch-scheduled, its workers with one malloc arena, Ray Train's preemption watcher off
+(ner_ray/train/cpu_isolation.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class Echo:
 
 def worker_setting():
     import os
-    return os.sched_getscheduler(0), os.environ.get("MALLOC_ARENA_MAX"), os.getpriority(os.PRIO_PROCESS, 0)
+    return (os.sched_getscheduler(0), os.environ.get("MALLOC_ARENA_MAX"), os.getpriority(os.PRIO_PROCESS, 0),
+            os.environ.get("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"))
 
 assert ray.get(Echo.remote().ping.remote(1)) == 1  # an actor, and a task below
 worker = ray.get(ray.remote(worker_setting).remote())
@@ -76,10 +78,12 @@ def test_the_local_ray_listens_on_loopback_only(report):
 
 def test_the_local_ray_runs_batch_scheduled_with_one_malloc_arena_per_worker_at_niceness_0(report):
     """ner_ray/train/cpu_isolation.py: Ray's daemons and workers under SCHED_BATCH, the driver back to SCHED_OTHER,
-    the workers with MALLOC_ARENA_MAX=1 (no family named: an encoder's setting) and at niceness 0, not Ray's 15."""
+    the workers with MALLOC_ARENA_MAX=1 (no family named: an encoder's setting), at niceness 0, not Ray's 15, and
+    with Ray Train's preemption watcher off."""
     assert report["policies"] == {"gcs_server": report["batch"], "raylet": report["batch"]}, report
-    assert report["worker"] == [report["batch"], "1", 0] and report["driver_policy"] == report["other"], report
-    assert "RAY_worker_niceness" not in report["driver_env"], report  # set while Ray started, then restored
+    assert report["worker"] == [report["batch"], "1", 0, "0"] and report["driver_policy"] == report["other"], report
+    for key in ("RAY_worker_niceness", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"):  # set while Ray started, then restored
+        assert key not in report["driver_env"], report
 
 
 @pytest.mark.parametrize(("ip", "loopback"), [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),

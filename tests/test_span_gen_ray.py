@@ -74,6 +74,13 @@ def test_two_ddp_workers_train_the_family(tiny_llama, tmp_path, train_v2_ray):
     metrics = result.metrics
     assert metrics["final"] is True and 0.0 <= metrics["test_f1"] <= 1.0 and metrics["dev_hallucination_rate"] == 0.0
     assert set(metrics["test"]["per_type"]) == {"Entity"}  # untyped: scored as one type
+    # The local Ray ner_ray starts has Ray Train's preemption watcher off (cpu_isolation.PREEMPTION_WATCHER).
+    import ray
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=ray.get_runtime_context().gcs_address, limit=10_000, raise_on_missing_output=False)
+    assert any(actor.class_name == "TrainController" for actor in actors), actors  # it sees the run's actors
+    assert not [actor for actor in actors if actor.class_name == "PreemptionWatcher"], actors
 
 
 @pytest.mark.slow

@@ -24,6 +24,10 @@ the local Ray it starts (a cluster someone else started is left as it is):
   lock, which Ray's own threads in the worker share (measured, SmolLM2-135M span_gen under Ray Train: ~5,100
   voluntary context switches a second per training thread, 2.83 samples/s against 3.58 without the setting;
   its page faults, ~49,000 a second per thread either way, cost less).
+- Idle watchers. Ray Train starts a PreemptionWatcher actor beside every worker group that asks the GCS for draining
+  nodes every 5 s (measured: 2.3% of a core while SmolLM2 span_gen trained, the most of any of Ray's processes). A
+  local Ray has no autoscaler to drain its one node, so `start_local_ray` turns the watcher off
+  (`PREEMPTION_WATCHER`=0; a value the user set is kept).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ logger = logging.getLogger(__name__)
 RESTORE_ENV = "NER_RAY_TRAINING_THREAD_SCHED_OTHER"
 WORKER_NICENESS = "RAY_worker_niceness"  # the raylet's setting (Ray's default 15): `start_local_ray` sets 0
 ONE_ARENA_ENV = {"MALLOC_ARENA_MAX": "1"}
+PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch (default on): `start_local_ray` sets 0
 
 
 def can_schedule() -> bool:

@@ -55,7 +55,8 @@ def start_local_ray(family: str | None = None, **init_kwargs) -> None:
     Ray's processes start under SCHED_BATCH and, unless `family` is a generative one, its workers with
     MALLOC_ARENA_MAX=1, so that they take as little as they can from CPU training (`cpu_isolation`). Its workers run
     at niceness 0 (`cpu_isolation.WORKER_NICENESS`), not Ray's default 15, at which every wake-up of a Ray daemon
-    outweighed the training threads 28 to 1; a RAY_worker_niceness the user set is kept.
+    outweighed the training threads 28 to 1; a RAY_worker_niceness the user set is kept. Ray Train's preemption
+    watcher is off (`cpu_isolation.PREEMPTION_WATCHER`): a node of a local Ray is never drained by an autoscaler.
     """
     import socket
 
@@ -63,14 +64,15 @@ def start_local_ray(family: str | None = None, **init_kwargs) -> None:
     from ray._common.network_utils import build_address, get_localhost_ip
     from ray._private import ray_constants
 
-    from ner_ray.train.cpu_isolation import WORKER_NICENESS, batch_scheduled, one_malloc_arena
+    from ner_ray.train.cpu_isolation import PREEMPTION_WATCHER, WORKER_NICENESS, batch_scheduled, one_malloc_arena
 
     with socket.socket() as probe:
         probe.bind(("", 0))
         port = probe.getsockname()[1]
     pinned = {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": build_address(get_localhost_ip(), port),
               ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0",
-              WORKER_NICENESS: os.environ.get(WORKER_NICENESS, "0")}
+              WORKER_NICENESS: os.environ.get(WORKER_NICENESS, "0"),
+              PREEMPTION_WATCHER: os.environ.get(PREEMPTION_WATCHER, "0")}
     saved = {key: os.environ.get(key) for key in pinned}
     saved_cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
     os.environ.update(pinned)
