@@ -218,6 +218,20 @@ def test_the_best_checkpoint_is_the_one_with_the_highest_dev_f1(tiny, tmp_path):
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{evaluations[1][0]}")
 
 
+def test_the_final_models_dev_scores_are_its_own_fully_decoded_evaluation(tiny, tmp_path):
+    """EvaluationPlan.final_model_scores: the best checkpoint, reloaded after training, is not decoded on dev again
+    when its evaluation during training decoded fully (each epoch's end does); otherwise it is (None)."""
+    from ner_ray.train.callbacks import EvaluationPlan
+
+    trainer, evaluations = fit_with_known_scores(tiny, tmp_path, [0.2, 0.5, 0.3], **{"train.epochs": 3})
+    plan = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, EvaluationPlan))
+    assert plan.fully_decoded == {step for step, _ in evaluations}  # one evaluation at each epoch's end
+    scores = plan.final_model_scores(trainer.args, trainer.state)
+    assert scores["eval_f1"] == 0.5 and all(key.startswith("eval_") for key in scores)  # the best's, not the last's
+    plan.fully_decoded.discard(evaluations[1][0])  # had the best checkpoint been scored with the cheaper decoding
+    assert plan.final_model_scores(trainer.args, trainer.state) is None
+
+
 def test_early_stopping_ends_a_run_after_patience_evaluations_without_gain(tiny, tmp_path):
     # 0.5, then +0.0005 (below the 0.001 threshold), then no gain: patience 2 stops after the third of six evaluations
     _, evaluations = fit_with_known_scores(tiny, tmp_path, [0.5, 0.5005, 0.4, 0.9, 0.9, 0.9], **{

@@ -33,6 +33,7 @@ class EvaluationPlan(TrainerCallback):
         self.steps: set[int] = set()
         self.epoch_ends: list[int] = []
         self.last_evaluated = 0
+        self.fully_decoded: set[int] = set()  # the steps (of this process's training) evaluated with the full decoding
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.steps = set(evaluation_steps(state.max_steps, self.train))
@@ -45,13 +46,29 @@ class EvaluationPlan(TrainerCallback):
         if step in self.steps:
             control.should_evaluate = True
             control.should_save = True
+            full = any(self.last_evaluated < end <= step for end in self.epoch_ends)
             if self.family is not None:
-                self.family.set_full_decoding(any(self.last_evaluated < end <= step for end in self.epoch_ends))
+                self.family.set_full_decoding(full)
+            if full:
+                self.fully_decoded.add(step)
             self.last_evaluated = step
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.family is not None:
             self.family.set_full_decoding(True)  # the best checkpoint's dev scores, test, export: full decoding
+
+    def final_model_scores(self, args, state) -> dict[str, float] | None:
+        """The dev scores (`eval_*`) of the model the Trainer holds after training, from that same model's
+        evaluation during training: the best checkpoint's (HF reloads it at the end: the weights evaluated and
+        saved at that step) or, where none was reloaded, the last step's. None where that evaluation used the
+        cheaper decoding, ran before a restart, or did not happen: then the model is evaluated again. (A generative
+        family's full dev decoding is minutes of greedy generation; this saves running it twice.)"""
+        reloaded = args.load_best_model_at_end and state.best_model_checkpoint is not None
+        step = state.best_global_step if reloaded else state.global_step
+        if step not in self.fully_decoded:
+            return None
+        return next(({key: value for key, value in entry.items() if key.startswith("eval_")}
+                     for entry in reversed(state.log_history) if entry.get("step") == step and "eval_f1" in entry), None)
 
 
 class RayReportCallback(TrainerCallback):

@@ -31,6 +31,7 @@ class Run:
     meter: Any  # accounting.ThroughputMeter
     accounting: dict[str, Any]
     precision: str  # bf16 / fp16 / fp32: what train.precision resolved to here
+    plan: Any  # callbacks.EvaluationPlan
 
 
 @dataclass
@@ -137,7 +138,8 @@ def setup(loop_config: dict[str, Any]) -> Run:
                               deepspeed_config(config.train.deepspeed))
     accounting = {"trainable_percent": trainable_percent(model), "train_windows": len(data.train)}
     meter = ThroughputMeter(per_step)
-    callbacks = [EvaluationPlan(config.train, family), RayReportCallback(accounting), ThroughputCallback(meter)]
+    plan = EvaluationPlan(config.train, family)
+    callbacks = [plan, RayReportCallback(accounting), ThroughputCallback(meter)]
     if config.train.early_stopping_patience is not None:
         from transformers import EarlyStoppingCallback
 
@@ -153,7 +155,7 @@ def setup(loop_config: dict[str, Any]) -> Run:
         train_dataset=[e.features for e in data.train], eval_dataset=[e.features for e in data.dev],
         data_collator=family.collate, compute_metrics=compute_metrics, callbacks=callbacks,
     )
-    return Run(config, rank, data, trainer, meter, accounting, resolve_precision(config.train.precision))
+    return Run(config, rank, data, trainer, meter, accounting, resolve_precision(config.train.precision), plan)
 
 
 def fit(run: Run, checkpoint: Any) -> Fitted:
@@ -180,8 +182,9 @@ def fit(run: Run, checkpoint: Any) -> Fitted:
 
 
 def finish(run: Run, fitted: Fitted) -> None:
-    """Score the best checkpoint (loaded at the end of training) on dev and test, export it with its test
-    predictions, and make the run's final report."""
+    """Score the best checkpoint (loaded at the end of training) on dev (its evaluation during training where that
+    decoded fully: `EvaluationPlan.final_model_scores`) and test, export it with its test predictions, and make the
+    run's final report."""
     import ray.train
     import torch
 
@@ -195,7 +198,7 @@ def finish(run: Run, fitted: Fitted) -> None:
     from ner_ray.train.deepspeed import gathered_parameters
 
     trainer, family, data, config = run.trainer, run.data.family, run.data, run.config
-    best_dev = trainer.evaluate()
+    best_dev = run.plan.final_model_scores(trainer.args, trainer.state) or trainer.evaluate()
     final: dict[str, Any] = {
         **{"dev_" + key[5:]: value for key, value in best_dev.items() if key.startswith("eval_")},
         "train_seconds": fitted.train_seconds,
