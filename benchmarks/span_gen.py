@@ -2,8 +2,8 @@
 `offsets` and `mentions` targets, each trained once and decoded greedily with the grammar constraint (items sorted, as
 trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint (`--decodings`;
 each rescores dev, where a default decoding is chosen, and test); F1 (untyped, strict, windows from the text alone),
-invalid / hallucination / duplicate / truncation rates and the teacher-forced vs greedy gap on dev, through the same `ner-ray train` path users run (search_spaces/lora_span.yaml's
-settings with its CPU overrides).
+invalid / hallucination / duplicate / truncation rates and the teacher-forced vs greedy gap on dev, through the same
+`ner-ray train` path users run (search_spaces/lora_span.yaml's settings with its CPU overrides).
 
     python benchmarks/span_gen.py --corpus ncbi_disease --epochs 2 --lr 3e-4 [--subsample 0.2] [--targets offsets mentions]
 """

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 UNFREEZE_LR_FACTOR = 0.1  # the final full-model epoch of "LoRA then unfreeze" runs at a tenth of train.lr
 
 
+def evaluation_at(state: Any, step: int) -> dict[str, Any] | None:
+    """The log-history entry of the dev evaluation at `step` (HF's `eval_*` keys, with step and epoch), or None."""
+    return next((entry for entry in reversed(state.log_history) if entry.get("step") == step and "eval_f1" in entry), None)
+
+
 class EvaluationPlan(TrainerCallback):
     """Evaluate and save at the steps of `schedule.evaluation_steps` (and nowhere else: the training
     arguments set HF's own interval beyond the run). The family decodes fully (a generative family: greedy)
@@ -65,10 +70,8 @@ class EvaluationPlan(TrainerCallback):
         family's full dev decoding is minutes of greedy generation; this saves running it twice.)"""
         reloaded = args.load_best_model_at_end and state.best_model_checkpoint is not None
         step = state.best_global_step if reloaded else state.global_step
-        if step not in self.fully_decoded:
-            return None
-        return next(({key: value for key, value in entry.items() if key.startswith("eval_")}
-                     for entry in reversed(state.log_history) if entry.get("step") == step and "eval_f1" in entry), None)
+        evaluation = evaluation_at(state, step) if step in self.fully_decoded else None
+        return {key: value for key, value in evaluation.items() if key.startswith("eval_")} if evaluation else None
 
 
 class RayReportCallback(TrainerCallback):
@@ -88,8 +91,7 @@ class RayReportCallback(TrainerCallback):
         import ray.train
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-        evaluation = next((entry for entry in reversed(state.log_history)
-                           if entry.get("step") == state.global_step and "eval_f1" in entry), None)
+        evaluation = evaluation_at(state, state.global_step)
         if evaluation is None:  # a save without an evaluation at its step has nothing new to report
             log.warning("checkpoint at step %d has no evaluation; not reported to Ray", state.global_step)
             return
