@@ -17,26 +17,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_cut import cut_corpus  # noqa: E402
 from record import record  # noqa: E402
 
 from ner_ray.config import load_study  # noqa: E402
-from ner_ray.data.corpora import load_corpus  # noqa: E402
-from ner_ray.data.pubtator import write_pubtator  # noqa: E402
 from ner_ray.train.run import train_experiment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "instruct-bc5cdr"
 RATES = ("invalid_rate", "hallucination_rate", "duplicate_rate", "truncated_rate", "cid_unmapped_rate")
-
-
-def cut_corpus(corpus: str, counts: dict[str, int], folder: Path) -> Path:
-    """The first N documents of each split of `corpus` as a PubTator corpus folder (N = 0: all)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    loaded = load_corpus(corpus, splits=tuple(counts))
-    for split, count in counts.items():
-        docs = loaded.splits[split]
-        write_pubtator(folder / f"{split}.txt", docs[:count] if count else docs)
-    return folder
 
 
 def main() -> None:

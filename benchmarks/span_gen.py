@@ -3,9 +3,12 @@
 trained), with the any-order grammar (`model.span_gen.item_order: any`) and without a constraint (`--decodings`;
 each rescores dev, where a default decoding is chosen, and test); F1 (untyped, strict, windows from the text alone),
 invalid / hallucination / duplicate / truncation rates and the teacher-forced vs greedy gap on dev, through the same
-`ner-ray train` path users run (search_spaces/lora_span.yaml's settings with its CPU overrides).
+`ner-ray train` path users run (search_spaces/lora_span.yaml's settings with its CPU overrides). `--typed` writes and
+scores the entity types too (per-type F1 beside the overall one); `--dev-docs N` selects on the first N dev documents
+only (greedy decoding of a whole BC5CDR dev split is ~25 minutes here), test is always whole.
 
     python benchmarks/span_gen.py --corpus ncbi_disease --epochs 2 --lr 3e-4 [--subsample 0.2] [--targets offsets mentions]
+    python benchmarks/span_gen.py --corpus bc5cdr --typed --dev-docs 40 --targets mentions --epochs 1 --lr 3e-4 --decodings
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_cut import cut_corpus  # noqa: E402
 from record import record  # noqa: E402
 
 from ner_ray.config import load_study  # noqa: E402
@@ -44,12 +48,12 @@ def decoding_copy(model_dir: Path, decoding: str) -> Path:
     return copy
 
 
-def rescored(model_dir: Path, corpus: str, decoding: str) -> dict[str, float | None]:
+def rescored(model_dir: Path, corpus: str, fmt: str | None, decoding: str) -> dict[str, float | None]:
     """A decoding's dev F1 (what chooses a default decoding) and its test scores and rates."""
     scores = {}
     for split in ("dev", "test"):
         with progress_bar(f"{decoding} {split}") as progress:
-            scores[split] = evaluate_model(model_dir, corpus, split, progress=progress)[split]
+            scores[split] = evaluate_model(model_dir, corpus, split, fmt=fmt, progress=progress)[split]
     dev, test = scores["dev"], scores["test"]
     return {"dev_f1": dev["f1"], "test_f1": test["f1"], "test_precision": test["precision"], "test_recall": test["recall"],
             **{k: test.get(k) for k in RATES}}
@@ -62,6 +66,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--subsample", type=float, default=None, help="share of the training documents (default: all)")
     parser.add_argument("--targets", nargs="*", default=["offsets", "mentions"])
+    parser.add_argument("--typed", action="store_true", help="completions carry the entity type (model.span_gen.typed)")
+    parser.add_argument("--dev-docs", type=int, default=0, help="select on the first N dev documents (0: all)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
@@ -74,27 +80,33 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["NER_RAY_DATA"] = args.data_dir
     base = load_study(ROOT / "search_spaces" / "lora_span.yaml").resolve("lora_span")
+    corpus, fmt = args.corpus, None
+    if args.dev_docs:
+        corpus = str(cut_corpus(args.corpus, {"train": 0, "dev": args.dev_docs, "test": 0}, Path(args.output_dir) / "corpus"))
+        fmt = "pubtator"
     summary = {}
     for target in args.targets:
         config = base.with_updates({
             "model.name": "smollm2-135m", "model.backend": "peft", "resources.use_gpu": False,
-            "resources.cpus_per_worker": os.cpu_count() or 1, "data.corpus": args.corpus, "data.subsample": args.subsample,
-            "model.span_gen.target": target, "train.epochs": args.epochs, "train.lr": args.lr,
+            "resources.cpus_per_worker": os.cpu_count() or 1, "data.corpus": corpus, "data.format": fmt,
+            "data.subsample": args.subsample, "model.span_gen.target": target, "model.span_gen.typed": args.typed, "train.epochs": args.epochs, "train.lr": args.lr,
             "train.batch_size": args.batch_size, "train.seed": args.seed, "train.output_dir": args.output_dir,
             "search": {}, "tune.searcher.points_to_evaluate": [], "tracking.enabled": False})
-        name = f"{args.corpus}-{target}"
+        name = f"{args.corpus}-{target}" + ("-typed" if args.typed else "")
         model_dir = Path(args.output_dir) / name / "model"
         trained = model_dir.parent / "metrics.json"
         if args.reuse and trained.is_file():
             metrics = json.loads(trained.read_text())
         else:
             metrics = train_experiment(config, name, Path(args.output_dir))
-        others = {decoding: rescored(decoding_copy(model_dir, decoding), args.corpus, decoding)
+        others = {decoding: rescored(decoding_copy(model_dir, decoding), corpus, fmt, decoding)
                   for decoding in args.decodings}
         summary[target] = {
             "constrained": {"dev_f1": metrics["dev_f1"], "test_f1": metrics["test_f1"],
                             "test_precision": metrics["test_precision"], "test_recall": metrics["test_recall"],
                             **{k: metrics["test"].get(k) for k in RATES}},
+            "test_f1_per_type": {t: v["f1"] for t, v in metrics["test"].get("per_type", {}).items()} if args.typed else None,
+            "test_untyped_f1": metrics["test"].get("untyped", {}).get("f1") if args.typed else None,
             **others,
             "dev_f1": metrics["dev_f1"], "dev_fast_f1": metrics.get("dev_fast_f1"),
             "dev_greedy_fast_gap": metrics.get("dev_greedy_fast_gap"), "train_seconds": metrics["train_seconds"],
@@ -111,9 +123,15 @@ def main() -> None:
             rows.append(f"| {target} | {decoding} | {r['dev_f1']:.4f} | {r['test_f1']:.4f} | {r['test_precision']:.4f} | "
                         f"{r['test_recall']:.4f} | "
                         + " | ".join(f"{r[k]:.3f}" if r[k] is not None else "-" for k in RATES) + " |")
+    if args.typed:
+        rows += ["", "| target | strict test F1 per type (constrained) | untyped |", "|---|---|---|"]
+        rows += [f"| {target} | " + ", ".join(f"{t} {f1:.3f}" for t, f1 in result["constrained"]["test_f1_per_type"].items())
+                 + f" | {result['constrained']['test_untyped_f1']:.3f} |" for target, result in summary.items()]
     share = f"{args.subsample:.0%} of the" if args.subsample else "the full"
+    dev = f"the first {args.dev_docs} dev documents" if args.dev_docs else "the whole dev split"
     record(f"span_gen quality: smollm2-135m LoRA r8 on {args.corpus} ({share} training set, {args.epochs} epoch(s), lr "
-           f"{args.lr}, batch {args.batch_size}; untyped strict test F1, windows from the text alone; seed {args.seed}, {precision})",
+           f"{args.lr}, batch {args.batch_size}; {'typed' if args.typed else 'untyped'} strict test F1 on the whole test "
+           f"split, selected on {dev}, windows from the text alone; seed {args.seed}, {precision})",
            summary, "\n".join(rows))
 
 

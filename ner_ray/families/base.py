@@ -9,6 +9,7 @@ Tune and Serve call these and never branch on a family's name. Families register
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +85,16 @@ class Family(Protocol):
     def decode(self, model: Any, outputs: dict[str, Any], batch: dict[str, Any]) -> Any:
         """The batch's predictions as tensor rows (a tensor, or a tuple of tensors, with the batch first),
         which the HF Trainer gathers across workers and pads with -100."""
+        ...
+
+    def prediction_outputs(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """The outputs `decode` reads when predicting outside the Trainer (`ner_ray.inference.predict`): those of
+        `loss`, unless the family's prediction reads no forward of its own."""
+        ...
+
+    def predicting(self, model: Any) -> contextlib.AbstractContextManager[None]:
+        """The context a whole prediction (many batches, one model that does not change) runs in: what can be
+        prepared once for all its batches instead of at each (a causal LM's merged adapter)."""
         ...
 
     def spans(self, example: Example, row: Any) -> list[Span]:
@@ -163,6 +174,12 @@ class FamilyBase:
 
     def set_full_decoding(self, full: bool) -> None:
         pass  # one decoding only
+
+    def prediction_outputs(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        return self.loss(model, batch)[1]  # type: ignore[attr-defined]  (every family defines loss)
+
+    def predicting(self, model: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def parameter_groups(self, model: Any) -> list[ParameterGroup]:
         return [ParameterGroup("all", [p for p in model.parameters() if p.requires_grad])]

@@ -6,8 +6,10 @@ batched greedy generation, and the saved layout (adapter/ or lm/, safetensors).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,31 @@ def pad_left(rows: list[list[int]], fill: int) -> torch.Tensor:
 def rate(counts: Any, kinds: tuple[str, ...], items: int) -> float:
     """The share of `items` counted under any of `kinds` (0.0 for no items): a generative family's output rates."""
     return sum(counts[k] for k in kinds) / items if items else 0.0
+
+
+@contextlib.contextmanager
+def weights_cast_once(model: nn.Module) -> Iterator[None]:
+    """Within the block, under autocast, each floating weight of `model` is cast to the autocast dtype once, not at every
+    call. Autocast keeps the casts of leaf tensors that require grad only, so a frozen weight (a LoRA model's base; a
+    whole model at inference) is cast again at every generated token: for SmolLM2-135M in bf16 that is all 135M weights
+    a step, several times the matmuls of a batch of one on a CPU. The weights count as requiring grad inside the block
+    (generation runs under no_grad, so nothing records a graph), the same casts are reused, and autocast's cache is
+    cleared on the way out, since the weights may change after it (unmerged adapters, optimizer steps). Nested in
+    such a block (no frozen weight left), it leaves the cache to that block; sharded (ZeRO-3) weights stay as they are."""
+    device = next(model.parameters()).device.type
+    frozen = [p for p in model.parameters() if p.is_floating_point() and not p.requires_grad]
+    sharded = any(hasattr(p, "ds_id") for p in frozen)
+    if sharded or not (frozen and torch.is_autocast_enabled(device) and torch.is_autocast_cache_enabled()):
+        yield
+        return
+    for parameter in frozen:
+        parameter.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        torch.clear_autocast_cache()
 
 
 def check_quantizable(quantize: str) -> None:
@@ -91,6 +118,7 @@ class CausalLmFamily(FamilyBase):
 
     name = "causal_lm"
     generates_text = True  # Serve's /v1/completions and /v1/chat/completions answer with it
+    token_head = False  # True: a B/I/O head reads the forward's hidden states (span_gen's model.span_gen.token_head)
     special_tokens: tuple[str, ...] = ()
     max_new_tokens = 64
     full_decoding = True  # False between epoch ends during training: teacher-forced rows only (`set_full_decoding`)
@@ -277,7 +305,7 @@ class CausalLmFamily(FamilyBase):
         prompt = batch["prompt_ids"]
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None} if temperature > 0 else \
             {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        with peft_seam.adapter_merged(lm):
+        with peft_seam.adapter_merged(lm), weights_cast_once(lm):
             out = lm.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], num_beams=1, pad_token_id=eos,
                               max_new_tokens=max_new_tokens or self.max_new_tokens, eos_token_id=eos, use_cache=True,
                               logits_processor=LogitsProcessorList([logits_processor] if logits_processor else []),
@@ -297,6 +325,23 @@ class CausalLmFamily(FamilyBase):
 
     def set_full_decoding(self, full: bool) -> None:
         self.full_decoding = full
+
+    def prediction_outputs(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Decoding greedily, with no token head to read the forward, a prediction reads the greedy rows alone: the
+        teacher-forced forward (a fifth of a prediction's time, and over windows read from the text alone there is
+        no completion to teacher-force) is skipped and the fast rows are IGNORE. Its fast_f1 is the Trainer's."""
+        if not self.full_decoding or self.token_head:
+            return self.loss(model, batch)[1]
+        labels = batch["labels"]
+        return {"next_tokens": torch.full_like(labels[:, 1:], IGNORE)}
+
+    @contextlib.contextmanager
+    def predicting(self, model: nn.Module) -> Iterator[None]:
+        """The adapter merged and the weights cast (`weights_cast_once`) once for the whole prediction, not once per
+        batch's `generate`: a sentence at a time, merging all-linear LoRA cost about as much as generating."""
+        lm = self.causal_lm(model)
+        with peft_seam.adapter_merged(lm), weights_cast_once(lm):
+            yield
 
     @staticmethod
     def generated(row: Any) -> bool:

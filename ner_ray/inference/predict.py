@@ -2,7 +2,9 @@
 
 The HF Trainer predicts inside training (under its autocast); everything else (`ner-ray evaluate`,
 Serve) predicts here, with the same batches (`eval_batch_size`, example order), the same family calls
-(`loss` for the outputs, `decode` for the rows) and the same autocast, so the two give the same numbers.
+(`loss` for the outputs, `decode` for the rows) and the same autocast, so the two give the same numbers. A
+generative family that decodes greedily skips the teacher-forced forward here (`prediction_outputs`: nothing
+outside the Trainer's dev evaluation reads it) and merges its adapter once for all batches (`predicting`).
 """
 
 from __future__ import annotations
@@ -68,11 +70,11 @@ def predict_rows(family: Family, model: Any, examples: Sequence[Example], batch_
     model.eval()
     device = next(model.parameters()).device
     rows: list[Any] = []
-    with torch.no_grad(), autocast(precision, device.type):
+    with torch.no_grad(), autocast(precision, device.type), family.predicting(model):
         for start in range(0, len(examples), batch_size):
             batch = family.collate([e.features for e in examples[start : start + batch_size]])
             batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            _, outputs = family.loss(model, batch)
+            outputs = family.prediction_outputs(model, batch)
             decoded = family.decode(model, outputs, batch)
             parts = decoded if isinstance(decoded, tuple) else (decoded,)
             for i in range(len(parts[0])):
