@@ -125,8 +125,8 @@ def main() -> None:
                         + " | ".join(f"{r[k]:.3f}" if r[k] is not None else "-" for k in RATES) + " |")
     if args.typed:
         rows += ["", "| target | strict test F1 per type (constrained) | untyped |", "|---|---|---|"]
-        rows += [f"| {target} | " + ", ".join(f"{t} {f1:.3f}" for t, f1 in result["constrained"]["test_f1_per_type"].items())
-                 + f" | {result['constrained']['test_untyped_f1']:.3f} |" for target, result in summary.items()]
+        rows += [f"| {target} | " + ", ".join(f"{t} {f1:.3f}" for t, f1 in result["test_f1_per_type"].items())
+                 + f" | {result['test_untyped_f1']:.3f} |" for target, result in summary.items()]
     share = f"{args.subsample:.0%} of the" if args.subsample else "the full"
     dev = f"the first {args.dev_docs} dev documents" if args.dev_docs else "the whole dev split"
     record(f"span_gen quality: smollm2-135m LoRA r8 on {args.corpus} ({share} training set, {args.epochs} epoch(s), lr "
