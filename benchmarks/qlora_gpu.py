@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_steps import timed_steps
 from record import record
 
 from ner_ray.config import StudyConfig
@@ -46,22 +46,9 @@ def arm(model: str, quantize: str | None, steps: int, batch_size: int) -> dict:
         optimizer = bnb.optim.PagedAdamW8bit(params, lr=2e-4)
     else:
         optimizer = torch.optim.AdamW(params, lr=2e-4)
-    times = []
-    for step in range(steps):
-        batch = family.collate([e.features for e in examples[(step * batch_size) % len(examples):][:batch_size]])
-        batch = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss, _ = family.loss(model_lm, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return {"quantize": quantize or "none (bf16 base)", "loaded_mb": round(loaded_mb, 1),
-            "peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "median_step_s": sorted(times)[len(times) // 2],
-            "final_loss": float(loss)}
+    timed = timed_steps(family, model_lm, examples, steps, batch_size, optimizer)
+    return {"quantize": quantize or "none (bf16 base)", "loaded_mb": round(loaded_mb, 1), "peak_mb": timed["peak_mb"],
+            "median_step_s": timed["median_step_s"], "final_loss": timed["final_loss"]}
 
 
 def main() -> None:
