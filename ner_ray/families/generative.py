@@ -69,6 +69,14 @@ def weights_cast_once(model: nn.Module) -> Iterator[None]:
         torch.clear_autocast_cache()
 
 
+@contextlib.contextmanager
+def generation_weights(lm: nn.Module) -> Iterator[None]:
+    """The weights as generation reads them: the adapter merged (`peft.adapter_merged`), each weight cast once
+    (`weights_cast_once`). Around one `generate` call, or a whole prediction; nested, the inner block does nothing."""
+    with peft_seam.adapter_merged(lm), weights_cast_once(lm):
+        yield
+
+
 def check_quantizable(quantize: str) -> None:
     """model.quantize needs CUDA and bitsandbytes (also checked by the pre-flight, before Ray starts)."""
     if not torch.cuda.is_available():
@@ -305,7 +313,7 @@ class CausalLmFamily(FamilyBase):
         prompt = batch["prompt_ids"]
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None} if temperature > 0 else \
             {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        with peft_seam.adapter_merged(lm), weights_cast_once(lm):
+        with generation_weights(lm):
             out = lm.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], num_beams=1, pad_token_id=eos,
                               max_new_tokens=max_new_tokens or self.max_new_tokens, eos_token_id=eos, use_cache=True,
                               logits_processor=LogitsProcessorList([logits_processor] if logits_processor else []),
@@ -339,8 +347,7 @@ class CausalLmFamily(FamilyBase):
     def predicting(self, model: nn.Module) -> Iterator[None]:
         """The adapter merged and the weights cast (`weights_cast_once`) once for the whole prediction, not once per
         batch's `generate`: a sentence at a time, merging all-linear LoRA cost about as much as generating."""
-        lm = self.causal_lm(model)
-        with peft_seam.adapter_merged(lm), weights_cast_once(lm):
+        with generation_weights(self.causal_lm(model)):
             yield
 
     @staticmethod
