@@ -15,7 +15,7 @@ from torch import nn
 from ner_ray.config import StudyConfig
 from ner_ray.data.document import Document
 from ner_ray.families.generative import IGNORE, weights_cast_once
-from ner_ray.inference.encode import encode_documents
+from ner_ray.inference.encode import encode_documents, in_length_order
 from ner_ray.inference.predict import predict_rows
 from ner_ray.registry import FAMILIES
 
@@ -67,11 +67,14 @@ def counting(monkeypatch, owner, name: str) -> list[int]:
 def test_a_greedy_prediction_skips_the_teacher_forced_forward_and_merges_the_adapter_once(tiny, monkeypatch):
     family, model = span_gen(tiny)
     examples = bare_examples(family)
-    per_batch = []  # the rows as the Trainer's evaluation makes them: the loss forward, then decode (merging inside)
+    order = in_length_order(examples, family)
+    per_batch = [None] * len(examples)  # the rows as the Trainer's evaluation makes them: the loss forward, then decode
     with torch.no_grad():
         for start in range(0, len(examples), 2):
-            batch = family.collate([e.features for e in examples[start:start + 2]])
-            per_batch += list(family.decode(model, family.loss(model, batch)[1], batch)[1])
+            positions = order[start:start + 2]
+            batch = family.collate([examples[i].features for i in positions])
+            for i, row in zip(positions, family.decode(model, family.loss(model, batch)[1], batch)[1]):
+                per_batch[i] = row
     forwards = counting(monkeypatch, family, "loss")
     merges = counting(monkeypatch, type(model.base_model), "merge_adapter")
     rows = predict_rows(family, model, examples, 2)

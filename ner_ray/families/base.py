@@ -80,6 +80,11 @@ class Family(Protocol):
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]: ...
 
+    def input_length(self, features: dict[str, Any]) -> int:
+        """The tokens the model reads of one example's input, without any gold target (a causal LM's prompt
+        alone): evaluation batches examples of like input lengths (`ner_ray.inference.encode.in_length_order`)."""
+        ...
+
     def loss(self, model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]: ...
 
     def decode(self, model: Any, outputs: dict[str, Any], batch: dict[str, Any]) -> Any:
@@ -174,6 +179,9 @@ class FamilyBase:
 
     def set_full_decoding(self, full: bool) -> None:
         pass  # one decoding only
+
+    def input_length(self, features: dict[str, Any]) -> int:
+        return len(features["input_ids"])
 
     def prediction_outputs(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         return self.loss(model, batch)[1]  # type: ignore[attr-defined]  (every family defines loss)

@@ -253,6 +253,11 @@ class CausalLmFamily(FamilyBase):
         return {"input_ids": prompt_ids + target, "labels": [IGNORE] * len(prompt_ids) + target,
                 "prompt_length": len(prompt_ids)}
 
+    def input_length(self, features: dict[str, Any]) -> int:
+        """The prompt's tokens: what generation reads (input_ids also hold the gold completion, which must not
+        decide which sentences share a batch)."""
+        return features["prompt_length"]
+
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Prompt + completion padded right (the loss), and the prompts alone padded left (generation)."""
         pad = self.tokenizer.pad_token_id

@@ -41,7 +41,7 @@ def predicted_documents(family: Family, documents: Sequence[Document], examples:
         per_doc[example.doc_index].append((example, row_at(rows, i)))
     predicted = []
     for index, doc in enumerate(documents):
-        pairs = per_doc.get(index, [])
+        pairs = sorted(per_doc.get(index, []), key=lambda pair: pair[0].window.index)  # window order, whatever the examples'
         windows = [example.window for example, _ in pairs]
         spans = [family.spans(example, row) for example, row in pairs]
         merged = merge_window_predictions(Document(doc.id, doc.text), windows, spans) if pairs else Document(doc.id, doc.text)

@@ -8,6 +8,7 @@ spans to keep entities whole (`training_windows`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ner_ray.data.chunking import (
@@ -52,3 +53,11 @@ def encode_documents(docs: list[Document], family: Family, training: bool = Fals
                 report.counts["misaligned_spans"] += example.misaligned
                 examples.append(example)
     return examples
+
+
+def in_length_order(examples: Sequence[Example], family: Family) -> list[int]:
+    """The positions of `examples` by input length (the family's `input_length`: for a causal LM the prompt, never a
+    gold completion), ties in their order: evaluation batches in this order pad less and, generating, hold rows
+    that finish closer together (a batch generates until its longest row ends). The order only groups batches;
+    rows are read back per example, so every prediction stays the same up to the padding's rounding."""
+    return sorted(range(len(examples)), key=lambda i: family.input_length(examples[i].features))

@@ -1,7 +1,8 @@
 """Batched prediction in process: examples → the family's rows, at the precision the model trained in.
 
 The HF Trainer predicts inside training (under its autocast); everything else (`ner-ray evaluate`,
-Serve) predicts here, with the same batches (`eval_batch_size`, example order), the same family calls
+Serve) predicts here, with the same batches (`eval_batch_size`, examples `in_length_order`: the Trainer is given
+them in that order), the same family calls
 (`loss` for the outputs, `decode` for the rows) and the same autocast, so the two give the same numbers. A
 generative family that decodes greedily skips the teacher-forced forward here (`prediction_outputs`: nothing
 outside the Trainer's dev evaluation reads it) and merges its adapter once for all batches (`predicting`).
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ner_ray.config import TrainConfig
 from ner_ray.data.document import Document
 from ner_ray.inference.decode import predicted_documents
-from ner_ray.inference.encode import encode_documents
+from ner_ray.inference.encode import encode_documents, in_length_order
 
 if TYPE_CHECKING:
     from ner_ray.families.base import Example, Family
@@ -64,22 +65,24 @@ def eval_batch_size(train: TrainConfig) -> int:
 
 
 def predict_rows(family: Family, model: Any, examples: Sequence[Example], batch_size: int, precision: str = "fp32") -> list[Any]:
-    """One row per example (a tensor, or a tuple of tensors), in example order."""
+    """One row per example (a tensor, or a tuple of tensors), in example order; batched in `in_length_order`."""
     import torch
 
     model.eval()
     device = next(model.parameters()).device
-    rows: list[Any] = []
+    order = in_length_order(examples, family)
+    rows: list[Any] = [None] * len(examples)
     with torch.no_grad(), autocast(precision, device.type), family.predicting(model):
-        for start in range(0, len(examples), batch_size):
-            batch = family.collate([e.features for e in examples[start : start + batch_size]])
+        for start in range(0, len(order), batch_size):
+            positions = order[start : start + batch_size]
+            batch = family.collate([examples[i].features for i in positions])
             batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
             outputs = family.prediction_outputs(model, batch)
             decoded = family.decode(model, outputs, batch)
             parts = decoded if isinstance(decoded, tuple) else (decoded,)
-            for i in range(len(parts[0])):
+            for i, position in enumerate(positions):
                 row = tuple(p[i].cpu() for p in parts)
-                rows.append(row if isinstance(decoded, tuple) else row[0])
+                rows[position] = row if isinstance(decoded, tuple) else row[0]
     return rows
 
 
