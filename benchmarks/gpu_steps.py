@@ -1,5 +1,5 @@
 """Timed training steps of a family's model on one CUDA GPU under bf16 autocast, without Ray (the device machines have
-torch, transformers and peft; Ray does not travel there): the loop the GPU benchmarks share."""
+torch, transformers and peft; Ray does not travel there): the set-up and the loop the GPU benchmarks share."""
 
 from __future__ import annotations
 
@@ -9,7 +9,23 @@ from typing import Any
 
 import torch
 
+from ner_ray.config import StudyConfig
+from ner_ray.inference.encode import encode_documents
+from ner_ray.inference.evaluate import corpus_documents
+from ner_ray.registry import FAMILIES
+
 WARMUP_STEPS = 5  # not timed: CUDA kernels chosen, caches filled
+
+
+def training_family(config: StudyConfig, corpus: str) -> tuple[Any, list]:
+    """`config`'s family on `corpus`'s entity types and its training examples, with the GPU's memory counters reset
+    after them, so that the peak the steps report counts from the model loaded next."""
+    documents, types = corpus_documents(corpus, "train")
+    family = FAMILIES.get(config.model.family)(config, types)
+    examples = encode_documents(documents, family, training=True)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return family, examples
 
 
 def timed_steps(family: Any, model: Any, examples: list, steps: int, batch_size: int, optimizer: Any) -> dict:

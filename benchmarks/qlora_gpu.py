@@ -15,13 +15,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_steps import timed_steps
+from gpu_steps import timed_steps, training_family
 from record import record
 
 from ner_ray.config import StudyConfig
-from ner_ray.inference.encode import encode_documents
-from ner_ray.inference.evaluate import corpus_documents
-from ner_ray.registry import FAMILIES
 
 
 def arm(model: str, quantize: str | None, steps: int, batch_size: int) -> dict:
@@ -31,11 +28,7 @@ def arm(model: str, quantize: str | None, steps: int, batch_size: int) -> dict:
         "model": {"name": model, "family": "instruct", "quantize": quantize, "backend": "peft",
                   "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}},
         "train": {"precision": "bf16", "gradient_checkpointing": True}, "resources": {"use_gpu": True}})
-    documents, types = corpus_documents("demo", "train")
-    family = FAMILIES.get("instruct")(config, types)
-    examples = encode_documents(documents, family, training=True)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+    family, examples = training_family(config, "demo")
     model_lm = family.build().cuda() if not quantize else family.build()
     model_lm.gradient_checkpointing_enable()
     loaded_mb = torch.cuda.memory_allocated() / 2**20

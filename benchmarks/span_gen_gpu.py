@@ -22,14 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_steps import timed_steps
+from gpu_steps import timed_steps, training_family
 from record import record
 
 from ner_ray.config import StudyConfig
 from ner_ray.families.generative import causal_lm_inside
-from ner_ray.inference.encode import encode_documents
-from ner_ray.inference.evaluate import corpus_documents
-from ner_ray.registry import FAMILIES
 
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}  # dense, from the datasheets
 NOT_BODY = ("embed_tokens", "lm_head", "lora_", "trainable_tokens", "token_adapter")
@@ -50,11 +47,7 @@ def arm(backend: str, args: argparse.Namespace) -> dict:
         "model": {"name": args.model, "family": "span_gen", "backend": backend,
                   "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}},
         "train": {"precision": "bf16", "gradient_checkpointing": True}, "resources": {"use_gpu": True}})
-    documents, types = corpus_documents("ncbi_disease", "train")
-    family = FAMILIES.get("span_gen")(config, types)
-    examples = encode_documents(documents, family, training=True)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+    family, examples = training_family(config, "ncbi_disease")
     model = family.build()
     if backend == "peft":  # Unsloth places its model and sets up its own checkpointing
         model = model.cuda()

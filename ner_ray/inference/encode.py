@@ -61,3 +61,10 @@ def in_length_order(examples: Sequence[Example], family: Family) -> list[int]:
     that finish closer together (a batch generates until its longest row ends). The order only groups batches;
     rows are read back per example, so every prediction stays the same up to the padding's rounding."""
     return sorted(range(len(examples)), key=lambda i: family.input_length(examples[i].features))
+
+
+def evaluation_examples(docs: list[Document], family: Family, report: ParseReport | None = None) -> list[Example]:
+    """`encode_documents` of `docs` from their text alone, in `in_length_order`: the examples the Trainer evaluates and
+    predicts, so that its batches are those `predict_rows` makes of the same documents."""
+    examples = encode_documents(docs, family, training=False, report=report)
+    return [examples[i] for i in in_length_order(examples, family)]

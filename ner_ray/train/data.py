@@ -17,7 +17,7 @@ from ner_ray.config import StudyConfig
 from ner_ray.data.augment import build_mention_pool, entity_mask, entity_swap
 from ner_ray.data.corpora import load_corpus
 from ner_ray.data.document import Document, ParseReport
-from ner_ray.inference.encode import encode_documents, in_length_order
+from ner_ray.inference.encode import encode_documents, evaluation_examples
 from ner_ray.registry import FAMILIES
 
 
@@ -28,7 +28,7 @@ class TrainingData:
     family: Any
     train: list  # Examples (of the augmented training documents)
     dev_documents: list[Document]
-    dev: list  # Examples of dev_documents, windows cut from the text alone, in_length_order
+    dev: list  # Examples of dev_documents, windows cut from the text alone, in length order (`evaluation_examples`)
     test_documents: list[Document] | None  # None: the corpus has no test split (or data.test_split is null)
     report: ParseReport = field(default_factory=ParseReport)
 
@@ -96,12 +96,11 @@ def prepare_data(config: StudyConfig, tokenizer: Any = None) -> TrainingData:
     mask_token = getattr(tok, "mask_token", None) or getattr(tok, "unk_token", None) or "[MASK]"
     train_docs = augment(splits[config.data.train_split], config, mask_token)
     dev_docs = splits[config.data.dev_split]
-    dev = encode_documents(dev_docs, family, training=False, report=report)
     return TrainingData(
         family=family,
         train=encode_documents(train_docs, family, training=True, report=report),
         dev_documents=dev_docs,
-        dev=[dev[i] for i in in_length_order(dev, family)],  # the batches `predict_rows` makes of them
+        dev=evaluation_examples(dev_docs, family, report),
         test_documents=splits.get(config.data.test_split) if config.data.test_split else None,
         report=report,
     )

@@ -191,7 +191,7 @@ def finish(run: Run, fitted: Fitted) -> None:
     from ner_ray.artifacts import FINAL_REPORT, PREDICTIONS
     from ner_ray.data.pubtator import format_pubtator
     from ner_ray.inference.decode import predicted_documents
-    from ner_ray.inference.encode import encode_documents, in_length_order
+    from ner_ray.inference.encode import evaluation_examples
     from ner_ray.inference.evaluate import evaluate, split_metrics
     from ner_ray.inference.model_files import save_model
     from ner_ray.train.accounting import peak_memory_mb
@@ -214,8 +214,7 @@ def finish(run: Run, fitted: Fitted) -> None:
     }
 
     def predict(documents):  # every worker takes part; the Trainer shards and gathers
-        encoded = encode_documents(documents, family, training=False)
-        examples = [encoded[i] for i in in_length_order(encoded, family)]  # the batches `predict_rows` makes of them
+        examples = evaluation_examples(documents, family)
         return predicted_documents(family, documents, examples, trainer.predict([e.features for e in examples]).predictions)
 
     trainer.compute_metrics = None  # its metrics are the dev split's
